@@ -1,0 +1,60 @@
+-- Privileges: PUBLIC gets nothing but pure helpers; an ingest-only role gets
+-- EXECUTE on the ingest and counter functions and cannot touch the tables.
+DROP EXTENSION IF EXISTS metering CASCADE;
+CREATE EXTENSION metering;
+SELECT metering.create_customer('p1'), metering.create_meter('calls', 'count'), metering.create_meter('seats', 'counter');
+
+-- what PUBLIC may execute
+SELECT p.oid::regprocedure AS public_function
+FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+WHERE p.pronamespace = 'metering'::regnamespace AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
+ORDER BY 1;
+-- no table or sequence privilege for PUBLIC
+SELECT c.relname, a.privilege_type
+FROM pg_class c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
+WHERE c.relnamespace = 'metering'::regnamespace AND a.grantee = 0;
+-- every SECURITY DEFINER function pins its search_path
+SELECT p.oid::regprocedure AS definer_without_search_path FROM pg_proc p
+WHERE p.pronamespace = 'metering'::regnamespace AND p.prosecdef
+  AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false);
+
+-- the GRANT lines of docs/privileges.md for an application that only ingests
+CREATE ROLE regress_metering_app;
+GRANT USAGE ON SCHEMA metering TO regress_metering_app;
+GRANT EXECUTE ON FUNCTION
+    metering.ingest(text, text, numeric, timestamptz, text, jsonb, timestamptz),
+    metering.ingest_batch(jsonb),
+    metering.counter_increment(text, text, numeric, timestamptz, text),
+    metering.counter_set(text, text, numeric, timestamptz, text),
+    metering.counter_value(text, text, timestamptz)
+TO regress_metering_app;
+
+SET ROLE regress_metering_app;
+SELECT metering.ingest('p1', 'calls', 1, '2025-11-01Z', 'app-1') > 0 AS ingested;
+SELECT status FROM metering.ingest_batch('[{"customer_id": "p1", "meter": "calls", "occurred_at": "2025-11-01T00:00:00Z"}]');
+SELECT metering.counter_increment('p1', 'seats', 2, '2025-11-01Z');
+SELECT metering.counter_value('p1', 'seats', '2025-11-02Z');
+SELECT count(*) FROM metering.events;
+INSERT INTO metering.events (customer_id, meter, value, occurred_at) VALUES ('p1', 'calls', 1, now());
+UPDATE metering.customers SET name = 'x';
+SELECT metering.create_customer('p2');
+SELECT metering.usage('p1', 'calls', '2025-11-01Z', '2025-12-01Z');
+RESET ROLE;
+
+-- a bulk loader may COPY: INSERT on the table, the trigger still applies every rule
+CREATE ROLE regress_metering_loader;
+GRANT USAGE ON SCHEMA metering TO regress_metering_loader;
+GRANT INSERT ON metering.events TO regress_metering_loader;
+SET ROLE regress_metering_loader;
+COPY metering.events (customer_id, meter, value, occurred_at) FROM STDIN WITH (FORMAT csv);
+p1,calls,1,2025-11-03 00:00:00+00
+\.
+COPY metering.events (customer_id, meter, value, occurred_at) FROM STDIN WITH (FORMAT csv);
+nobody,calls,1,2025-11-03 00:00:00+00
+\.
+SELECT count(*) FROM metering.events;
+RESET ROLE;
+SELECT count(*) FROM metering.events;
+
+DROP OWNED BY regress_metering_app, regress_metering_loader;
+DROP ROLE regress_metering_app, regress_metering_loader;

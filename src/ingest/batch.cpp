@@ -1,0 +1,218 @@
+// metering.ingest_batch(jsonb): a JSON array of events, all or nothing.
+#include "ingest/events.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+}
+
+#include <string>
+
+#include "pg/guard.hpp"
+
+using metering::core::Error;
+using metering::ingest::CounterOp;
+using metering::ingest::Event;
+namespace sqlstate = metering::core::sqlstate;
+
+namespace {
+
+constexpr const char* kKeys[] = {"customer_id", "meter",      "value", "occurred_at",
+                                 "idempotency_key", "properties", "due_at"};
+
+const char* json_type(const JsonbValue* v)
+{
+    switch (v->type) {
+    case jbvNull:
+        return "null";
+    case jbvString:
+        return "string";
+    case jbvNumeric:
+        return "number";
+    case jbvBool:
+        return "boolean";
+    case jbvBinary:
+        return JsonContainerIsObject(v->val.binary.data) ? "object" : "array";
+    default:
+        return "value";
+    }
+}
+
+[[noreturn]] void throw_type(const char* field, const char* expected, const JsonbValue* v)
+{
+    throw Error(sqlstate::kBadBatch,
+                std::string(field) + " must be a JSON " + expected + ", not " + json_type(v));
+}
+
+JsonbValue* member(JsonbContainer* obj, const char* key)
+{
+    JsonbValue* v = getKeyJsonValueFromContainer(obj, key, strlen(key), nullptr);
+    return (v && v->type == jbvNull) ? nullptr : v;
+}
+
+text* string_member(JsonbContainer* obj, const char* key, bool required)
+{
+    JsonbValue* v = member(obj, key);
+    if (v == nullptr) {
+        if (required)
+            metering::core::throw_null_argument(key);
+        return nullptr;
+    }
+    if (v->type != jbvString)
+        throw_type(key, "string", v);
+    return cstring_to_text_with_len(v->val.string.val, v->val.string.len);
+}
+
+// Runs a type input function; false when the text does not parse.
+bool parse_input(PGFunction input, const char* text_value, Datum* out)
+{
+    bool ok = true;
+    MemoryContext caller = CurrentMemoryContext;
+    PG_TRY();
+    {
+        *out = DirectFunctionCall3(input, CStringGetDatum(text_value), ObjectIdGetDatum(InvalidOid),
+                                   Int32GetDatum(-1));
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(caller);
+        FlushErrorState();
+        ok = false;
+    }
+    PG_END_TRY();
+    return ok;
+}
+
+Numeric numeric_member(JsonbContainer* obj, const char* key)
+{
+    JsonbValue* v = member(obj, key);
+    if (v == nullptr)
+        return DatumGetNumeric(DirectFunctionCall1(int4_numeric, Int32GetDatum(1)));
+    if (v->type == jbvNumeric)
+        return v->val.numeric;
+    if (v->type != jbvString)
+        throw_type(key, "number", v);
+    char* s = pnstrdup(v->val.string.val, v->val.string.len);
+    Datum parsed;
+    if (!parse_input(numeric_in, s, &parsed))
+        throw Error(sqlstate::kNonFiniteValue,
+                    std::string(key) + " " + metering::core::quoted(s) + " is not a number");
+    return DatumGetNumeric(parsed);
+}
+
+bool timestamp_member(JsonbContainer* obj, const char* key, TimestampTz* out)
+{
+    JsonbValue* v = member(obj, key);
+    if (v == nullptr)
+        return false;
+    if (v->type != jbvString)
+        throw_type(key, "string (ISO 8601 timestamp)", v);
+    char* s = pnstrdup(v->val.string.val, v->val.string.len);
+    Datum parsed;
+    if (!parse_input(timestamptz_in, s, &parsed))
+        throw Error(sqlstate::kBadBatch,
+                    std::string(key) + " " + metering::core::quoted(s) + " is not a timestamp", {},
+                    "Use ISO 8601 with an offset, e.g. 2026-11-21T10:00:00Z.");
+    *out = DatumGetTimestampTz(parsed);
+    return true;
+}
+
+void reject_unknown_keys(JsonbContainer* obj, int known_found)
+{
+    if ((int) JsonContainerSize(obj) == known_found)
+        return;
+    JsonbIterator* it = JsonbIteratorInit(obj);
+    JsonbValue v;
+    JsonbIteratorToken tok;
+    while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE) {
+        if (tok != WJB_KEY)
+            continue;
+        bool known = false;
+        for (const char* k : kKeys)
+            known = known || (strlen(k) == (size_t) v.val.string.len &&
+                              memcmp(k, v.val.string.val, v.val.string.len) == 0);
+        if (!known)
+            throw Error(sqlstate::kBadBatch,
+                        "key " + metering::core::quoted(std::string(v.val.string.val, v.val.string.len)) +
+                            " is not an event field",
+                        {}, "Event fields are customer_id, meter, value, occurred_at, "
+                            "idempotency_key, properties and due_at.");
+    }
+}
+
+void parse_element(JsonbValue* elem, Event* ev)
+{
+    if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
+        throw_type("an event", "object", elem);
+    JsonbContainer* obj = elem->val.binary.data;
+    int found = 0;
+    for (const char* k : kKeys)
+        found += getKeyJsonValueFromContainer(obj, k, strlen(k), nullptr) != nullptr;
+    reject_unknown_keys(obj, found);
+
+    ev->customer_id = string_member(obj, "customer_id", true);
+    ev->meter = string_member(obj, "meter", true);
+    ev->value = numeric_member(obj, "value");
+    if (!timestamp_member(obj, "occurred_at", &ev->occurred_at))
+        ev->occurred_at = GetCurrentTransactionStartTimestamp();  // as ingest's DEFAULT now()
+    ev->idempotency_key = string_member(obj, "idempotency_key", false);
+    ev->has_due_at = timestamp_member(obj, "due_at", &ev->due_at);
+    ev->op = CounterOp::none;
+    ev->properties = nullptr;
+    if (JsonbValue* p = member(obj, "properties")) {
+        if (p->type != jbvBinary || !JsonContainerIsObject(p->val.binary.data))
+            metering::core::throw_properties_not_object(json_type(p));
+        ev->properties = JsonbValueToJsonb(p);
+    }
+}
+
+Datum ingest_batch(FunctionCallInfo fcinfo)
+{
+    if (PG_ARGISNULL(0))
+        metering::core::throw_null_argument("events");
+    Jsonb* batch = PG_GETARG_JSONB_P(0);
+    if (!JB_ROOT_IS_ARRAY(batch) || JB_ROOT_IS_SCALAR(batch))
+        throw Error(sqlstate::kBadBatch, "events must be a JSON array of event objects", {},
+                    "Pass '[{\"customer_id\": \"c1\", \"meter\": \"api_calls\"}]'.");
+    const int n = JB_ROOT_COUNT(batch);
+    auto* events = static_cast<Event*>(palloc0(sizeof(Event) * (n + 1)));
+    for (int i = 0; i < n; i++) {
+        try {
+            parse_element(getIthJsonbValueFromContainer(&batch->root, i), &events[i]);
+            metering::ingest::validate_event(events[i]);
+        } catch (const Error& e) {
+            throw e.prefixed("ingest_batch: element " + std::to_string(i + 1) + ": ");
+        }
+        if ((i & 255) == 255)
+            CHECK_FOR_INTERRUPTS();
+    }
+    auto* ids = static_cast<int64*>(palloc(sizeof(int64) * (n + 1)));
+    auto* created = static_cast<bool*>(palloc(sizeof(bool) * (n + 1)));
+    metering::ingest::store_events(events, n, ids, created);
+
+    InitMaterializedSRF(fcinfo, 0);
+    auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    Datum created_text = CStringGetTextDatum("created");
+    Datum duplicate_text = CStringGetTextDatum("duplicate");
+    for (int i = 0; i < n; i++) {
+        Datum values[3] = {Int32GetDatum(i + 1), Int64GetDatum(ids[i]),
+                           created[i] ? created_text : duplicate_text};
+        bool nulls[3] = {false, false, false};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum) 0;
+}
+
+}  // namespace
+
+extern "C" {
+PG_FUNCTION_INFO_V1(metering_ingest_batch);
+Datum metering_ingest_batch(PG_FUNCTION_ARGS)
+{
+    return metering::pg::guarded([&] { return ingest_batch(fcinfo); });
+}
+}

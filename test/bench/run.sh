@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# make bench: the ingest paths of metering beside plain-table baselines, in the
+# same run on the same throwaway cluster (docs/benchmarks.md explains the method).
+#   Figure 1  metering.ingest, 8 clients      vs INSERT ... ON CONFLICT DO NOTHING
+#   Figure 2  metering.ingest_batch, 1,000/call vs COPY of the same rows
+#   Figure 3  COPY into metering.events       vs COPY into a plain table
+# Environment: BENCH_DURATION (s per pgbench run, 15), BENCH_ROUNDS (3),
+# BENCH_BATCHES (batches of 1,000 events in Figures 2 and 3, 100).
+set -euo pipefail
+shopt -s inherit_errexit
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+DURATION=${BENCH_DURATION:-15}
+ROUNDS=${BENCH_ROUNDS:-3}
+BATCHES=${BENCH_BATCHES:-100}
+EVENTS=$((BATCHES * 1000))
+PGBIN=${PGBIN:-$(pg_config --bindir)}
+
+# Measure the sources of this checkout: install them when we can.
+if [ -w "$(pg_config --pkglibdir)" ]; then
+    make -s -C "$ROOT" install >/dev/null
+elif [ ! -f "$(pg_config --sharedir)/extension/metering.control" ]; then
+    echo "metering is not installed: run 'make install' as root first" >&2
+    exit 1
+fi
+
+# shellcheck source=../lib/cluster.sh
+source "$ROOT/test/lib/cluster.sh"
+cluster_start 'shared_buffers = 1GB' 'max_wal_size = 4GB' 'min_wal_size = 1GB' \
+    'checkpoint_timeout = 30min' 'max_connections = 40'
+WORK=$(mktemp -d /tmp/metering-bench.XXXXXX)
+trap 'cluster_stop; rm -rf "$WORK"' EXIT
+
+psql_bench() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d bench "$@"; }
+sql() { psql_bench -At -c "$1"; }
+now_ns() { date +%s%N; }
+# Seconds since $1 (ns), 6 decimals.
+since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.6f", (b - a) / 1e9 }'; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+fresh() { sql "TRUNCATE $*; CHECKPOINT;" >/dev/null; }
+log() { printf '%s\n' "$*" >&2; }
+
+"$PGBIN/psql" -X -q -d postgres -c 'CREATE DATABASE bench' >/dev/null
+log "setting up: 10,000 customers, 2 meters, baselines, $BATCHES batches of 1,000 events"
+psql_bench -v nbatches="$BATCHES" -f "$HERE/setup.sql" >/dev/null
+
+SERVER_VERSION=$(sql 'SHOW server_version')
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEM=$(awk '/^MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo)
+COLS='customer_id, meter, value, occurred_at, due_at, idempotency_key, properties'
+
+# --- Figure 1: single-event ingest, 8 clients ------------------------------
+pgbench_tps() {  # script run-tag -> tps
+    local out
+    out=$("$PGBIN/pgbench" -n -M prepared -c 8 -j 2 -T "$DURATION" -D run="$2" -f "$HERE/$1" bench 2>&1) ||
+        { log "$out"; return 1; }
+    awk '/^tps = / { print $3 }' <<<"$out"
+}
+f1_ours=() f1_plain=() f1_1idx=()
+for r in $(seq "$ROUNDS"); do
+    fresh metering.events
+    f1_ours+=("$(pgbench_tps ingest.pgbench "o$r")")
+    fresh bench.plain_events
+    f1_plain+=("$(pgbench_tps insert_plain.pgbench "p$r")")
+    fresh bench.plain_events_1idx
+    f1_1idx+=("$(pgbench_tps insert_1idx.pgbench "i$r")")
+    log "figure 1 round $r: ingest ${f1_ours[-1]} tps, plain ${f1_plain[-1]} tps, 1idx ${f1_1idx[-1]} tps"
+done
+[ "$(sql 'SELECT count(*) > 0 FROM metering.events')" = t ] || { log "figure 1 stored nothing"; exit 1; }
+
+# --- Figure 2: ingest_batch of 1,000 events vs COPY ------------------------
+# One statement (one transaction) per batch, jsonb read from bench.batches.
+for b in $(seq "$BATCHES"); do
+    echo "SELECT count(*) FROM bench.batches b, metering.ingest_batch(b.doc) WHERE b.id = $b;"
+done >"$WORK/batch_stored.sql"
+# The same batches sent by the client as JSON text (parsed by the server).
+psql_bench -At -c "SELECT 'SELECT count(*) FROM metering.ingest_batch(' || quote_literal(doc::text) || ');'
+                   FROM bench.batches ORDER BY id" >"$WORK/batch_text.sql"
+# The same events as CSV rows for COPY.
+psql_bench -c "\\copy (SELECT $COLS FROM bench.batch_rows) to '$WORK/fig2.csv' csv"
+# Figure 3: the same kind of rows with fresh idempotency keys.
+psql_bench -c "\\copy (SELECT customer_id, meter, value, occurred_at, due_at,
+                              'f3-' || substr(idempotency_key, 4), properties FROM bench.batch_rows)
+                      to '$WORK/fig3.csv' csv"
+
+timed() {  # command... -> events/s of $EVENTS events
+    local t0
+    t0=$(now_ns)
+    "$@" >/dev/null || return 1
+    rate "$EVENTS" "$(since "$t0")"
+}
+copy_into() { psql_bench -c "\\copy $1 ($COLS) from '$2' csv"; }
+count_is() {  # table expected
+    local n
+    n=$(sql "SELECT count(*) FROM $1")
+    [ "$n" = "$2" ] || { log "$1 holds $n rows, expected $2"; exit 1; }
+}
+f2_ours=() f2_text=() f2_plain=() f2_1idx=()
+for r in $(seq "$ROUNDS"); do
+    fresh metering.events
+    f2_ours+=("$(timed psql_bench -f "$WORK/batch_stored.sql")")
+    count_is metering.events "$EVENTS"
+    fresh metering.events
+    f2_text+=("$(timed psql_bench -f "$WORK/batch_text.sql")")
+    count_is metering.events "$EVENTS"
+    fresh bench.plain_events
+    f2_plain+=("$(timed copy_into bench.plain_events "$WORK/fig2.csv")")
+    count_is bench.plain_events "$EVENTS"
+    fresh bench.plain_events_1idx
+    f2_1idx+=("$(timed copy_into bench.plain_events_1idx "$WORK/fig2.csv")")
+    count_is bench.plain_events_1idx "$EVENTS"
+    log "figure 2 round $r: ingest_batch ${f2_ours[-1]} ev/s (JSON text ${f2_text[-1]}), COPY plain ${f2_plain[-1]}, COPY 1idx ${f2_1idx[-1]}"
+done
+
+# --- Figure 3: COPY into metering.events (trigger) vs COPY into a plain table
+f3_ours=() f3_plain=() f3_1idx=()
+for r in $(seq "$ROUNDS"); do
+    fresh metering.events
+    f3_ours+=("$(timed copy_into metering.events "$WORK/fig3.csv")")
+    count_is metering.events "$EVENTS"
+    fresh bench.plain_events
+    f3_plain+=("$(timed copy_into bench.plain_events "$WORK/fig3.csv")")
+    count_is bench.plain_events "$EVENTS"
+    fresh bench.plain_events_1idx
+    f3_1idx+=("$(timed copy_into bench.plain_events_1idx "$WORK/fig3.csv")")
+    count_is bench.plain_events_1idx "$EVENTS"
+    log "figure 3 round $r: COPY metering.events ${f3_ours[-1]} rows/s, COPY plain ${f3_plain[-1]}, COPY 1idx ${f3_1idx[-1]}"
+done
+
+# --- Results -----------------------------------------------------------------
+m1o=$(median "${f1_ours[@]}") m1p=$(median "${f1_plain[@]}") m1i=$(median "${f1_1idx[@]}")
+m2o=$(median "${f2_ours[@]}") m2t=$(median "${f2_text[@]}")
+m2p=$(median "${f2_plain[@]}") m2i=$(median "${f2_1idx[@]}")
+m3o=$(median "${f3_ours[@]}") m3p=$(median "${f3_plain[@]}") m3i=$(median "${f3_1idx[@]}")
+verdict() { awk -v x="$1" -v t="$2" 'BEGIN { print (x + 0 >= t + 0) ? "met" : "MISSED" }'; }
+row() {  # label ours baseline unit target
+    local q
+    q=$(ratio "$2" "$3")
+    printf '%-44s %12.0f %12.0f %-7s %6s  >= %-5s %s\n' "$1" "$2" "$3" "$4" "$q" "$5" "$(verdict "$q" "$5")"
+}
+echo
+echo "metering benchmarks: $(nproc) CPUs ($CPU), $MEM RAM, PostgreSQL $SERVER_VERSION"
+echo "medians of $ROUNDS alternating rounds; fsync and synchronous_commit on"
+printf '%-44s %12s %12s %-7s %6s  %-8s\n' figure ours baseline unit ratio target
+row "1  ingest() vs INSERT ON CONFLICT (8 clients)" "$m1o" "$m1p" tps 0.85
+row "1b ingest() vs INSERT, 1-index table" "$m1o" "$m1i" tps 0.85
+row "2  ingest_batch(1000) vs COPY" "$m2o" "$m2p" ev/s 0.80
+row "2b ingest_batch(1000) vs COPY, 1-index table" "$m2o" "$m2i" ev/s 0.80
+row "2c ingest_batch(JSON text) vs COPY" "$m2t" "$m2p" ev/s 0.80
+row "3  COPY metering.events vs COPY plain" "$m3o" "$m3p" rows/s 0.90
+row "3b COPY metering.events vs COPY 1-index table" "$m3o" "$m3i" rows/s 0.90
+printf '%-44s %12.0f %12s %-7s %6s  >= %-5s %s\n' "2  ingest_batch absolute" "$m2o" - ev/s - 100000 \
+    "$(verdict "$m2o" 100000)"
+echo
+echo "rounds: 1 ours ${f1_ours[*]} | plain ${f1_plain[*]} | 1idx ${f1_1idx[*]}"
+echo "        2 ours ${f2_ours[*]} | text ${f2_text[*]} | plain ${f2_plain[*]} | 1idx ${f2_1idx[*]}"
+echo "        3 ours ${f3_ours[*]} | plain ${f3_plain[*]} | 1idx ${f3_1idx[*]}"

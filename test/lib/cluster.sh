@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL cluster for tests and benchmarks. Source this file,
+# then: cluster_start [extra postgresql.conf lines...]; ... ; cluster_stop.
+# It runs as the 'postgres' user when started by root, on a free port, in a
+# fresh directory, and exports PGHOST, PGPORT, PGUSER for clients.
+PGBIN=${PGBIN:-$(pg_config --bindir)}
+
+cluster_free_port() {
+    local port
+    for port in $(seq 54320 54999); do
+        if ! (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$port" ]; then
+            echo "$port"; return 0
+        fi
+    done
+    return 1
+}
+
+cluster_as_owner() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+cluster_start() {
+    CLUSTER_DIR=$(mktemp -d /tmp/metering-cluster.XXXXXX)
+    chmod 755 "$CLUSTER_DIR"
+    [ "$(id -u)" = 0 ] && chown postgres: "$CLUSTER_DIR"
+    CLUSTER_PORT=$(cluster_free_port)
+    cluster_as_owner "$PGBIN/initdb" -D "$CLUSTER_DIR/data" -U postgres -A trust --no-sync >/dev/null
+    {
+        echo "port = $CLUSTER_PORT"
+        echo "unix_socket_directories = '$CLUSTER_DIR'"
+        echo "listen_addresses = ''"
+        echo "max_connections = 40"
+        echo "max_prepared_transactions = 10"
+        for line in "$@"; do echo "$line"; done
+    } | cluster_as_owner tee -a "$CLUSTER_DIR/data/postgresql.conf" >/dev/null
+    cluster_as_owner "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
+    export PGHOST=$CLUSTER_DIR PGPORT=$CLUSTER_PORT PGUSER=postgres
+    trap cluster_stop EXIT
+}
+
+cluster_restart() {
+    cluster_as_owner "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
+}
+
+cluster_stop() {
+    [ -n "${CLUSTER_DIR:-}" ] || return 0
+    cluster_as_owner "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$CLUSTER_DIR"
+    CLUSTER_DIR=
+}
