@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# make test: every suite, on a throwaway cluster this script starts and stops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+step "build and install"
+make -s -j2
+make -s install
+
+step "core unit tests (GoogleTest, ctest)"
+cmake -S . -B build/unit -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build/unit -j2 >/dev/null
+(cd build/unit && ctest --output-on-failure)
+
+source test/lib/cluster.sh
+cluster_start
+
+step "pg_regress (sql/, expected/)"
+if ! make -s installcheck; then
+    cat regression.diffs 2>/dev/null | head -200
+    exit 1
+fi
+
+step "isolation specs (test/isolation)"
+specs=$(cd test/isolation/specs && ls *.spec | sed 's/\.spec$//')
+isolation_dir=$(dirname "$(pg_config --pgxs)")/../test/isolation
+mkdir -p build/isolation
+if ! "$isolation_dir/pg_isolation_regress" --inputdir=test/isolation --outputdir=build/isolation \
+        --dbname=isolation_regression $specs; then
+    cat build/isolation/regression.diffs 2>/dev/null | head -200
+    exit 1
+fi
+
+step "pgTAP suites (test/pgtap, pg_prove)"
+createdb tap
+pg_prove -d tap test/pgtap/*.sql
+
+cluster_stop
+
+step "crash test (test/crash)"
+for t in test/crash/*.sh; do bash "$t"; done
+
+step "all suites passed"
