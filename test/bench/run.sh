@@ -19,7 +19,7 @@ PGBIN=${PGBIN:-$(pg_config --bindir)}
 
 # Measure the sources of this checkout: install them when we can.
 if [ -w "$(pg_config --pkglibdir)" ]; then
-    make -s -C "$ROOT" install >/dev/null
+    make -s -j2 -C "$ROOT" >/dev/null && make -s -C "$ROOT" install >/dev/null
 elif [ ! -f "$(pg_config --sharedir)/extension/metering.control" ]; then
     echo "metering is not installed: run 'make install' as root first" >&2
     exit 1
@@ -57,7 +57,7 @@ pgbench_tps() {  # script run-tag -> tps
     local out
     out=$("$PGBIN/pgbench" -n -M prepared -c 8 -j 2 -T "$DURATION" -D run="$2" -f "$HERE/$1" bench 2>&1) ||
         { log "$out"; return 1; }
-    awk '/^tps = / { print $3 }' <<<"$out"
+    awk '/^tps = / { printf "%.0f\n", $3 }' <<<"$out"
 }
 f1_ours=() f1_plain=() f1_1idx=()
 for r in $(seq "$ROUNDS"); do
@@ -152,7 +152,7 @@ row "2b ingest_batch(1000) vs COPY, 1-index table" "$m2o" "$m2i" ev/s 0.80
 row "2c ingest_batch(JSON text) vs COPY" "$m2t" "$m2p" ev/s 0.80
 row "3  COPY metering.events vs COPY plain" "$m3o" "$m3p" rows/s 0.90
 row "3b COPY metering.events vs COPY 1-index table" "$m3o" "$m3i" rows/s 0.90
-printf '%-44s %12.0f %12s %-7s %6s  >= %-5s %s\n' "2  ingest_batch absolute" "$m2o" - ev/s - 100000 \
+printf '%-44s %12.0f %12s %-7s %6s  >= %-5s %s\n' "2d ingest_batch, absolute" "$m2o" - ev/s - 100000 \
     "$(verdict "$m2o" 100000)"
 echo
 echo "rounds: 1 ours ${f1_ours[*]} | plain ${f1_plain[*]} | 1idx ${f1_1idx[*]}"
