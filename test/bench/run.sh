@@ -155,6 +155,15 @@ row "3b COPY metering.events vs COPY 1-index table" "$m3o" "$m3i" rows/s 0.90
 printf '%-44s %12.0f %12s %-7s %6s  >= %-5s %s\n' "2d ingest_batch, absolute" "$m2o" - ev/s - 100000 \
     "$(verdict "$m2o" 100000)"
 echo
-echo "rounds: 1 ours ${f1_ours[*]} | plain ${f1_plain[*]} | 1idx ${f1_1idx[*]}"
-echo "        2 ours ${f2_ours[*]} | text ${f2_text[*]} | plain ${f2_plain[*]} | 1idx ${f2_1idx[*]}"
-echo "        3 ours ${f3_ours[*]} | plain ${f3_plain[*]} | 1idx ${f3_1idx[*]}"
+pair_ratios() {  # name of ours array, name of baseline array -> median of per-round ratios
+    local -n a=$1 b=$2
+    local i out=()
+    for i in "${!a[@]}"; do out+=("$(ratio "${a[i]}" "${b[i]}")"); done
+    printf "%.2f (rounds %s)" "$(median "${out[@]}")" "${out[*]}"
+}
+echo "per round (each round runs ours, then the baselines, on freshly truncated tables):"
+echo "  1  ingest ${f1_ours[*]} | plain ${f1_plain[*]} | 1idx ${f1_1idx[*]} tps"
+echo "  2  ingest_batch ${f2_ours[*]} | JSON text ${f2_text[*]} | COPY plain ${f2_plain[*]} | COPY 1idx ${f2_1idx[*]} ev/s"
+echo "  3  COPY metering.events ${f3_ours[*]} | plain ${f3_plain[*]} | 1idx ${f3_1idx[*]} rows/s"
+echo "median of per-round ratios: 1 $(pair_ratios f1_ours f1_plain), 1b $(pair_ratios f1_ours f1_1idx)"
+echo "                            2 $(pair_ratios f2_ours f2_plain), 3 $(pair_ratios f3_ours f3_plain)"
