@@ -211,7 +211,7 @@ Division divide_magnitude(const Limbs& u, const Limbs& v)
         q[j] = divide_step(un, vn, j);
     trim(q);
     bool exact = std::all_of(un.begin(), un.end(), [](std::uint32_t x) { return x == 0; });
-    return {q, exact};
+    return {std::move(q), exact};
 }
 
 // --- parsing -----------------------------------------------------------------
@@ -452,8 +452,10 @@ int Decimal::compare(const Decimal& other) const
     if (negative_ != other.negative_)
         return negative_ ? -1 : 1;
     int scale = std::max(scale_, other.scale_);
-    int by_magnitude = compare_magnitude(scaled_up(limbs_, scale - scale_),
-                                         scaled_up(other.limbs_, scale - other.scale_));
+    int by_magnitude = scale_ == other.scale_  // the common case needs no copies
+                           ? compare_magnitude(limbs_, other.limbs_)
+                           : compare_magnitude(scaled_up(limbs_, scale - scale_),
+                                               scaled_up(other.limbs_, scale - other.scale_));
     return negative_ ? -by_magnitude : by_magnitude;
 }
 

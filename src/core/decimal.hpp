@@ -18,7 +18,8 @@ public:
     // Limits of parse(), so that hostile text cannot exhaust memory.
     static constexpr int kMaxDigits = 10000;    // digits of the mantissa
     static constexpr int kMaxExponent = 1000;   // |exponent| after e/E
-    // Limit of read_from() and rounded(): far above anything parse() makes.
+    // Scale limit of read_from(), rounded() and shifted(): far above what
+    // parse() makes, low enough that a corrupt state cannot ask for gigabytes.
     static constexpr int kMaxScale = 100000;
 
     Decimal() = default;  // zero, scale 0
