@@ -303,7 +303,6 @@ CREATE FUNCTION metering.usage(customer_id text, meter text, from_ts timestamptz
 AS $$
 DECLARE
     m metering.meters;
-    result numeric;
 BEGIN
     IF customer_id IS NULL OR meter IS NULL OR from_ts IS NULL OR to_ts IS NULL THEN
         RAISE EXCEPTION 'usage: % must not be NULL',
@@ -324,11 +323,276 @@ BEGIN
         RAISE EXCEPTION 'meter "%" does not exist', meter USING ERRCODE = 'MT002',
             HINT = 'Create it first with metering.create_meter.';
     END IF;
+    RETURN metering._quantity(m, customer_id, from_ts, to_ts);
+END
+$$;
+COMMENT ON FUNCTION metering.usage(text, text, timestamptz, timestamptz) IS
+    'Quantity of a customer''s meter over [from_ts, to_ts) by due_at, aggregated per the meter''s kind '
+    '(a counter starts at 0 at from_ts). NULL for max, min and latest when there are no events.';
+
+------------------------------------------------------------------------------
+-- Rating: pricing, charges, subscriptions, billing periods, invoice lines
+-- (docs/rating.md explains the rules and the plan of the views)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION metering.rate(quantity numeric, pricing jsonb) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'metering_rate'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION metering.rate(numeric, jsonb) IS
+    'Exact, unrounded amount of quantity under a pricing rule (per_unit, graduated, volume, package, '
+    'percentage; optional free_units).';
+
+CREATE FUNCTION metering.rate_breakdown(quantity numeric, pricing jsonb)
+    RETURNS TABLE(tier int, units numeric, unit_price numeric, flat_price numeric, amount numeric)
+    AS 'MODULE_PATHNAME', 'metering_rate_breakdown'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 3;
+COMMENT ON FUNCTION metering.rate_breakdown(numeric, jsonb) IS
+    'The lines of rate(): one per tier reached (graduated), the tier used (volume), or one line; '
+    'amount = units x unit_price + flat_price, and the amounts add up to rate().';
+
+CREATE FUNCTION metering._billable_quantity(quantity numeric, pricing jsonb) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'metering_billable_quantity'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION metering._free_units(pricing jsonb) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'metering_free_units'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION metering._check_pricing(pricing jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'metering_check_pricing'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION metering._periods(anchor timestamptz, billing_interval interval, timezone text,
+        from_ts timestamptz, to_ts timestamptz)
+    RETURNS TABLE(period_index bigint, period_start timestamptz, period_end timestamptz)
+    AS 'MODULE_PATHNAME', 'metering_periods'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 2;
+COMMENT ON FUNCTION metering._billable_quantity(numeric, jsonb) IS
+    'Internal: the quantity a pricing prices (after free_units; never negative for tiers and packages).';
+COMMENT ON FUNCTION metering._free_units(jsonb) IS 'Internal: free_units of a pricing (0 when absent).';
+COMMENT ON FUNCTION metering._check_pricing(jsonb) IS 'Internal: validates a pricing rule (MT009).';
+COMMENT ON FUNCTION metering._periods(timestamptz, interval, text, timestamptz, timestamptz) IS
+    'Internal: whole billing periods [anchor + k x interval, anchor + (k+1) x interval) in a time zone '
+    'that overlap [from_ts, to_ts).';
+
+CREATE TABLE metering.charges (
+    charge_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    plan_code   text COLLATE "C" NOT NULL REFERENCES metering.plans (code),
+    meter       text COLLATE "C" NOT NULL REFERENCES metering.meters (code),
+    pricing     jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (plan_code, meter)
+);
+COMMENT ON TABLE metering.charges IS
+    'A meter priced on a plan (at most one charge per meter and plan); pricing is validated when added.';
+
+CREATE TABLE metering.subscriptions (
+    subscription_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer_id     text COLLATE "C" NOT NULL REFERENCES metering.customers (customer_id),
+    plan_code       text COLLATE "C" NOT NULL REFERENCES metering.plans (code),
+    starts_at       timestamptz NOT NULL,
+    ends_at         timestamptz CHECK (ends_at > starts_at),
+    billing_anchor  timestamptz NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX subscriptions_customer ON metering.subscriptions (customer_id, starts_at);
+COMMENT ON TABLE metering.subscriptions IS
+    'A customer on a plan from starts_at until ends_at (NULL: open), billed in periods counted from '
+    'billing_anchor in the customer''s time zone. A customer''s subscriptions never overlap.';
+
+SELECT pg_catalog.pg_extension_config_dump('metering.charges', '');
+SELECT pg_catalog.pg_extension_config_dump('metering.charges_charge_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('metering.subscriptions', '');
+SELECT pg_catalog.pg_extension_config_dump('metering.subscriptions_subscription_id_seq', '');
+
+CREATE TRIGGER charges_keep BEFORE UPDATE OR DELETE OR TRUNCATE ON metering.charges
+    FOR EACH STATEMENT EXECUTE FUNCTION metering._refuse_change(
+        'charges price invoice lines', 'Create a new plan with the new pricing instead.');
+CREATE TRIGGER subscriptions_keep BEFORE DELETE OR TRUNCATE ON metering.subscriptions
+    FOR EACH STATEMENT EXECUTE FUNCTION metering._refuse_change(
+        'subscriptions are billed', 'End the subscription with metering.end_subscription.');
+
+CREATE FUNCTION metering.add_charge(plan_code text, meter_code text, pricing jsonb) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id bigint;
+BEGIN
+    IF plan_code IS NULL OR meter_code IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN plan_code IS NULL THEN 'plan_code' ELSE 'meter_code' END
+            USING ERRCODE = '22004';
+    END IF;
+    PERFORM 1 FROM metering.plans p WHERE p.code = add_charge.plan_code;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'plan "%" does not exist', plan_code USING ERRCODE = 'MT018',
+            HINT = 'Create it first with metering.create_plan.';
+    END IF;
+    PERFORM 1 FROM metering.meters m WHERE m.code = meter_code;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'meter "%" does not exist', meter_code USING ERRCODE = 'MT002',
+            HINT = 'Create it first with metering.create_meter.';
+    END IF;
+    INSERT INTO metering.charges (plan_code, meter, pricing)
+    VALUES (plan_code, meter_code, metering._check_pricing(pricing))
+    RETURNING charge_id INTO id;
+    RETURN id;
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'plan "%" already has a charge for meter "%"', plan_code, meter_code
+        USING ERRCODE = 'duplicate_object', HINT = 'A plan prices each meter once.';
+END
+$$;
+COMMENT ON FUNCTION metering.add_charge(text, text, jsonb) IS
+    'Prices a meter on a plan; pricing is jsonb ({"model": "per_unit" | "graduated" | "volume" | '
+    '"package" | "percentage", ..., "free_units": N}) and is validated here. Returns the charge_id.';
+
+CREATE FUNCTION metering.subscribe(customer_id text, plan_code text, starts_at timestamptz DEFAULT now(),
+        billing_anchor timestamptz DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id bigint;
+    other metering.subscriptions;
+BEGIN
+    IF customer_id IS NULL OR plan_code IS NULL OR starts_at IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL',
+            CASE WHEN customer_id IS NULL THEN 'customer_id' WHEN plan_code IS NULL THEN 'plan_code'
+                 ELSE 'starts_at' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF NOT isfinite(starts_at) OR NOT isfinite(coalesce(billing_anchor, starts_at)) THEN
+        RAISE EXCEPTION '% % is not a finite timestamp',
+            CASE WHEN NOT isfinite(starts_at) THEN 'starts_at' ELSE 'billing_anchor' END,
+            CASE WHEN NOT isfinite(starts_at) THEN starts_at ELSE billing_anchor END
+            USING ERRCODE = 'MT006';
+    END IF;
+    -- Locks the customer: concurrent subscribes of one customer take turns.
+    PERFORM 1 FROM metering.customers c WHERE c.customer_id = subscribe.customer_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'customer_id "%" does not exist', customer_id USING ERRCODE = 'MT001',
+            HINT = 'Create it first with metering.create_customer.';
+    END IF;
+    PERFORM 1 FROM metering.plans p WHERE p.code = subscribe.plan_code;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'plan "%" does not exist', plan_code USING ERRCODE = 'MT018',
+            HINT = 'Create it first with metering.create_plan.';
+    END IF;
+    SELECT * INTO other FROM metering.subscriptions s
+    WHERE s.customer_id = subscribe.customer_id
+      AND (s.ends_at IS NULL OR s.ends_at > subscribe.starts_at)
+    ORDER BY s.starts_at LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'customer_id "%" already has subscription % from % %', customer_id,
+            other.subscription_id, other.starts_at,
+            CASE WHEN other.ends_at IS NULL THEN 'with no end' ELSE 'until ' || other.ends_at END
+            USING ERRCODE = 'MT019',
+            HINT = 'A customer''s subscriptions must not overlap (each event is billed once): end the other one first.';
+    END IF;
+    INSERT INTO metering.subscriptions (customer_id, plan_code, starts_at, billing_anchor)
+    VALUES (customer_id, plan_code, starts_at, coalesce(billing_anchor, starts_at))
+    RETURNING subscription_id INTO id;
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION metering.subscribe(text, text, timestamptz, timestamptz) IS
+    'Subscribes a customer to a plan from starts_at; periods count from billing_anchor (default '
+    'starts_at) in the customer''s time zone. Returns the subscription_id.';
+
+CREATE FUNCTION metering.end_subscription(subscription_id bigint, ends_at timestamptz DEFAULT now())
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s metering.subscriptions;
+BEGIN
+    IF subscription_id IS NULL OR ends_at IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN subscription_id IS NULL THEN 'subscription_id' ELSE 'ends_at' END
+            USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = end_subscription.subscription_id
+        FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'subscription % does not exist', subscription_id USING ERRCODE = 'MT020';
+    END IF;
+    IF s.ends_at IS NOT NULL THEN
+        RAISE EXCEPTION 'subscription % already ended at %', subscription_id, s.ends_at
+            USING ERRCODE = '55000';
+    END IF;
+    IF NOT isfinite(ends_at) OR ends_at <= s.starts_at THEN
+        RAISE EXCEPTION 'ends_at % must be a finite timestamp after starts_at %', ends_at, s.starts_at
+            USING ERRCODE = '22023';
+    END IF;
+    UPDATE metering.subscriptions x SET ends_at = end_subscription.ends_at
+    WHERE x.subscription_id = end_subscription.subscription_id;
+END
+$$;
+COMMENT ON FUNCTION metering.end_subscription(bigint, timestamptz) IS
+    'Ends a subscription at ends_at: its last period is cut there (base fee prorated).';
+
+-- Periods of a subscription: whole periods cut to [starts_at, ends_at).
+CREATE FUNCTION metering._subscription_periods(s metering.subscriptions, timezone text, billing_interval interval,
+        from_ts timestamptz, to_ts timestamptz)
+    RETURNS TABLE(period_start timestamptz, period_end timestamptz, full_start timestamptz, full_end timestamptz)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT greatest(p.period_start, s.starts_at), least(p.period_end, coalesce(s.ends_at, 'infinity')),
+           p.period_start, p.period_end
+    FROM metering._periods(s.billing_anchor, billing_interval, timezone,
+                           greatest(from_ts, s.starts_at), least(to_ts, coalesce(s.ends_at, 'infinity'))) p
+    WHERE greatest(from_ts, s.starts_at) < least(to_ts, coalesce(s.ends_at, 'infinity'))
+$$;
+COMMENT ON FUNCTION metering._subscription_periods(metering.subscriptions, text, interval, timestamptz, timestamptz) IS
+    'Internal: the billing periods of a subscription overlapping [from_ts, to_ts), cut to the subscription.';
+
+CREATE FUNCTION metering.billing_periods(subscription_id bigint, from_ts timestamptz, to_ts timestamptz)
+    RETURNS TABLE(period_start timestamptz, period_end timestamptz)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s metering.subscriptions;
+BEGIN
+    IF subscription_id IS NULL OR from_ts IS NULL OR to_ts IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL',
+            CASE WHEN subscription_id IS NULL THEN 'subscription_id' WHEN from_ts IS NULL THEN 'from_ts' ELSE 'to_ts' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION 'from_ts % is after to_ts %', from_ts, to_ts USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = billing_periods.subscription_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'subscription % does not exist', subscription_id USING ERRCODE = 'MT020';
+    END IF;
+    RETURN QUERY
+        SELECT p.period_start, p.period_end
+        FROM metering.customers c, metering.plans pl,
+             metering._subscription_periods(s, c.timezone, pl.billing_interval, from_ts, to_ts) p
+        WHERE c.customer_id = s.customer_id AND pl.code = s.plan_code
+        ORDER BY 1;
+END
+$$;
+COMMENT ON FUNCTION metering.billing_periods(bigint, timestamptz, timestamptz) IS
+    'Billing periods of a subscription that overlap [from_ts, to_ts): [anchor + k x interval, '
+    'anchor + (k+1) x interval) in the customer''s time zone, cut to the subscription''s start and end.';
+
+-- Quantity of one meter of one customer over [from_ts, to_ts) by due_at, per
+-- the meter's kind. No argument checks: usage() and the views call it.
+CREATE FUNCTION metering._quantity(m metering.meters, customer_id text, from_ts timestamptz, to_ts timestamptz)
+    RETURNS numeric
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result numeric;
+BEGIN
     IF m.aggregation IN ('time_weighted', 'custom') THEN
-        RAISE EXCEPTION 'usage of % meters comes with rating (not in this version)', m.aggregation
+        RAISE EXCEPTION 'quantities of % meters are not rated in this version', m.aggregation
             USING ERRCODE = '0A000';
     END IF;
-    -- One query per kind over the meter's events in [from_ts, to_ts) by due_at.
+    -- One query per kind over the meter's events in [from_ts, to_ts) by due_at,
+    -- read through the primary key (customer_id, meter, due_at, event_id).
     WITH e AS (
         SELECT ev.value, ev.occurred_at, ev.event_id, ev.op,
                CASE WHEN m.value_property IS NULL THEN ev.value
@@ -337,7 +601,7 @@ BEGIN
                CASE WHEN m.value_property IS NULL THEN ev.value::text
                     ELSE ev.properties ->> m.value_property END AS t
         FROM metering.events ev
-        WHERE ev.customer_id = usage.customer_id AND ev.meter = usage.meter
+        WHERE ev.customer_id = _quantity.customer_id AND ev.meter = m.code
           AND ev.due_at >= from_ts AND ev.due_at < to_ts
           AND (m.filter IS NULL OR ev.properties @> m.filter))
     SELECT CASE m.aggregation
@@ -358,9 +622,78 @@ BEGIN
     RETURN result;
 END
 $$;
-COMMENT ON FUNCTION metering.usage(text, text, timestamptz, timestamptz) IS
-    'Quantity of a customer''s meter over [from_ts, to_ts) by due_at, aggregated per the meter''s kind '
-    '(a counter starts at 0 at from_ts). NULL for max, min and latest when there are no events.';
+COMMENT ON FUNCTION metering._quantity(metering.meters, text, timestamptz, timestamptz) IS
+    'Internal: quantity of a meter for a customer over [from_ts, to_ts) by due_at.';
+
+-- Every started period of every subscription, with what its lines need.
+CREATE VIEW metering._started_periods AS
+SELECT s.subscription_id, s.customer_id, s.plan_code, pl.currency, pl.base_fee,
+       metering.currency_exponent(pl.currency) AS exponent,
+       p.period_start, p.period_end, p.full_start, p.full_end,
+       extract(epoch FROM p.period_end - p.period_start) AS seconds,
+       extract(epoch FROM p.full_end - p.full_start) AS full_seconds,
+       -- shown as the base fee's quantity; the amount uses the exact seconds
+       CASE WHEN p.period_start = p.full_start AND p.period_end = p.full_end THEN 1::numeric
+            ELSE round(extract(epoch FROM p.period_end - p.period_start)
+                       / extract(epoch FROM p.full_end - p.full_start), 6) END AS fraction
+FROM metering.subscriptions s
+JOIN metering.customers c ON c.customer_id = s.customer_id
+JOIN metering.plans pl ON pl.code = s.plan_code
+CROSS JOIN LATERAL metering._subscription_periods(s, c.timezone, pl.billing_interval, s.starts_at, now()) p;
+COMMENT ON VIEW metering._started_periods IS
+    'Internal: every billing period of every subscription that has started (cut to the subscription).';
+
+CREATE VIEW metering.invoice_lines AS
+SELECT sp.subscription_id, sp.customer_id, sp.period_start, sp.period_end,
+       NULL::bigint AS charge_id, NULL::text AS meter,
+       'Base fee, plan ' || sp.plan_code AS description,
+       sp.fraction AS quantity,
+       0::numeric AS free_units,
+       sp.fraction AS billable_quantity,
+       round(sp.base_fee * sp.seconds / sp.full_seconds, sp.exponent) AS amount,
+       sp.currency, 'base_fee'::text AS kind
+FROM metering._started_periods sp
+UNION ALL
+SELECT sp.subscription_id, sp.customer_id, sp.period_start, sp.period_end,
+       ch.charge_id, ch.meter::text,
+       'Usage of ' || ch.meter AS description,
+       q.quantity,
+       metering._free_units(ch.pricing),
+       metering._billable_quantity(q.quantity, ch.pricing),
+       round(metering.rate(q.quantity, ch.pricing), sp.exponent),
+       sp.currency, 'usage'::text
+FROM metering._started_periods sp
+JOIN metering.charges ch ON ch.plan_code = sp.plan_code
+JOIN metering.meters m ON m.code = ch.meter
+CROSS JOIN LATERAL (SELECT coalesce(metering._quantity(m, sp.customer_id, sp.period_start, sp.period_end), 0)
+                    AS quantity) q;
+COMMENT ON VIEW metering.invoice_lines IS
+    'One line per subscription x started period x charge, plus the base fee (in arrears, prorated by '
+    'elapsed time for a partial first or last period); amount is rounded once, half away from zero, to '
+    'the currency''s minor unit.';
+
+CREATE VIEW metering.current_usage AS
+SELECT l.* FROM metering.invoice_lines l
+WHERE l.period_start <= now() AND now() < l.period_end;
+COMMENT ON VIEW metering.current_usage IS
+    'The lines of each subscription''s open period, so far.';
+
+CREATE FUNCTION metering.billable_items(customer_id text)
+    RETURNS TABLE(subscription_id bigint, plan_code text, charge_id bigint, meter text, aggregation text,
+                  pricing jsonb)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.subscription_id, s.plan_code, ch.charge_id, ch.meter, m.aggregation, ch.pricing
+    FROM metering.subscriptions s
+    JOIN metering.charges ch ON ch.plan_code = s.plan_code
+    JOIN metering.meters m ON m.code = ch.meter
+    WHERE s.customer_id = billable_items.customer_id
+      AND s.starts_at <= now() AND (s.ends_at IS NULL OR s.ends_at > now())
+    ORDER BY ch.charge_id
+$$;
+COMMENT ON FUNCTION metering.billable_items(text) IS
+    'The charges (meter and pricing) a customer is billed for now, by its current subscription.';
 
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC but pure helpers; docs/privileges.md has the GRANT lines.
@@ -370,3 +703,4 @@ REVOKE ALL ON ALL TABLES IN SCHEMA metering FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA metering FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA metering FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION metering.currency_exponent(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION metering.rate(numeric, jsonb), metering.rate_breakdown(numeric, jsonb) TO PUBLIC;
