@@ -32,6 +32,9 @@ inline constexpr const char* kBadBatch = "MT015";
 inline constexpr const char* kCounterMisuse = "MT016";
 inline constexpr const char* kImmutable = "MT017";
 inline constexpr const char* kUnknownPlan = "MT018";
+inline constexpr const char* kOverlappingSubscription = "MT019";  // raised in SQL (subscribe)
+inline constexpr const char* kUnknownSubscription = "MT020";      // raised in SQL
+inline constexpr const char* kBadExpression = "MT021";
 }  // namespace sqlstate
 
 // A billing-rule violation: SQLSTATE, a message naming field and value, and

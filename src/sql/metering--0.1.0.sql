@@ -100,6 +100,11 @@ CREATE FUNCTION metering._check_aggregation(aggregation text) RETURNS boolean
 CREATE FUNCTION metering._check_currency(currency text) RETURNS text
     AS 'MODULE_PATHNAME', 'metering_check_currency'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION metering._check_expression(expression text) RETURNS text
+    AS 'MODULE_PATHNAME', 'metering_check_expression'
+    LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION metering._check_expression(text) IS
+    'Internal: checks a custom meter''s aggregate expression over metering.events; returns its canonical text.';
 CREATE FUNCTION metering._check_amount(field text, amount numeric) RETURNS numeric
     AS 'MODULE_PATHNAME', 'metering_check_amount'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
@@ -163,7 +168,9 @@ BEGIN
     END IF;
     INSERT INTO metering.meters (code, aggregation, value_property, filter, allow_negative, expression)
     VALUES (code, aggregation, value_property, filter,
-            coalesce(allow_negative, negative_by_default), expression);
+            coalesce(allow_negative, negative_by_default),
+            -- stored as Postgres's deparse of the checked expression, never as given
+            CASE WHEN expression IS NOT NULL THEN metering._check_expression(expression) END);
     RETURN code;
 EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'meter "%" already exists', code USING ERRCODE = 'duplicate_object';
@@ -587,7 +594,16 @@ AS $$
 DECLARE
     result numeric;
 BEGIN
-    IF m.aggregation IN ('time_weighted', 'custom') THEN
+    IF m.aggregation = 'custom' THEN
+        -- m.expression is Postgres's deparse of a checked aggregate (create_meter),
+        -- not text as an admin typed it.
+        EXECUTE format('SELECT (%s)::numeric FROM metering.events ev '
+                       'WHERE ev.customer_id = $1 AND ev.meter = $2 AND ev.due_at >= $3 AND ev.due_at < $4 '
+                       'AND ($5::jsonb IS NULL OR ev.properties @> $5)', m.expression)
+            INTO result USING customer_id, m.code, from_ts, to_ts, m.filter;
+        RETURN result;
+    END IF;
+    IF m.aggregation = 'time_weighted' THEN
         RAISE EXCEPTION 'quantities of % meters are not rated in this version', m.aggregation
             USING ERRCODE = '0A000';
     END IF;
