@@ -55,6 +55,18 @@ nobody,calls,1,2025-11-03 00:00:00+00
 SELECT count(*) FROM metering.events;
 RESET ROLE;
 SELECT count(*) FROM metering.events;
+-- the bulk path: INSERT on the view events_import alone is enough
+GRANT INSERT ON metering.events_import TO regress_metering_loader;
+REVOKE INSERT ON metering.events FROM regress_metering_loader;
+SET ROLE regress_metering_loader;
+COPY metering.events_import (customer_id, meter, value, occurred_at) FROM STDIN WITH (FORMAT csv);
+p1,calls,1,2025-11-04 00:00:00+00
+\.
+COPY metering.events (customer_id, meter, value, occurred_at) FROM STDIN WITH (FORMAT csv);
+p1,calls,1,2025-11-04 00:00:00+00
+\.
+RESET ROLE;
+SELECT count(*) FROM metering.events;
 
 DROP OWNED BY regress_metering_app, regress_metering_loader;
 DROP ROLE regress_metering_app, regress_metering_loader;

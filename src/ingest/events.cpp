@@ -68,12 +68,17 @@ void on_xact(XactEvent event, void*)
 {
     if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
         reset_caches();
+    if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_COMMIT ||
+        event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PREPARE)
+        reset_import_buffer();  // its memory went with the transaction's
 }
 
 void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*)
 {
-    if (event == SUBXACT_EVENT_ABORT_SUB)
+    if (event == SUBXACT_EVENT_ABORT_SUB) {
         reset_caches();
+        reset_import_buffer();
+    }
 }
 
 void on_relcache(Datum, Oid)

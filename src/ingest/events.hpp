@@ -62,11 +62,20 @@ void require_counter(const Event& ev);
 // returns 0 when there is none. Waits for a transaction still inserting it.
 int64 find_duplicate(const Event& ev);
 
+// How errors of store_events name an event: "<label> <first + i>: ...", e.g.
+// "ingest_batch: element 3: ". No label: messages as they are (single events).
+struct Ordinals {
+    const char* label;
+    int64 first;
+};
+
 // Inserts validated events with dedup on (customer_id, idempotency_key),
 // straight into the heap and indexes. ids[i] is the event id (new or stored);
-// created[i] whether it is new. Rows keep the order of events. batch: errors
-// name the element ("ingest_batch: element 3: ...").
-void store_events(Event* events, int n, bool batch, int64* ids, bool* created);
+// created[i] whether it is new. Rows keep the order of events.
+void store_events(Event* events, int n, const Ordinals& ordinals, int64* ids, bool* created);
+
+// The bulk path (import.cpp): forgets events buffered by an aborted statement.
+void reset_import_buffer();
 
 // Transaction-scoped exclusive lock on one (customer, counter): serializes
 // counter operations so that each returns the value it produced.

@@ -259,7 +259,7 @@ void insert_rows(Store& s, const Event* events, int n, const int64* ids, bool* f
 
 // Settles every flagged row: a twin with the same payload wins (it was there
 // first, or earlier in this batch) and our copy is deleted.
-void resolve_flagged(Store& s, const Event* events, int n, bool batch, const bool* flagged,
+void resolve_flagged(Store& s, const Event* events, int n, const Ordinals& ordinals, const bool* flagged,
                      ItemPointerData* tids, int64* ids, bool* created)
 {
     bool command_advanced = false;
@@ -271,9 +271,9 @@ void resolve_flagged(Store& s, const Event* events, int n, bool batch, const boo
         try {
             twin = find_twin(events[i], &tids[i]);
         } catch (const core::Error& e) {
-            if (!batch)
+            if (ordinals.label == nullptr)
                 throw;
-            throw e.prefixed("ingest_batch: element " + std::to_string(i + 1) + ": ");
+            throw e.prefixed(std::string(ordinals.label) + " " + std::to_string(ordinals.first + i) + ": ");
         }
         if (twin == 0)
             continue;  // the twin's transaction rolled back: ours stands
@@ -294,7 +294,7 @@ int64 find_duplicate(const Event& ev)
     return ev.idempotency_key ? find_twin(ev, nullptr) : 0;
 }
 
-void store_events(Event* events, int n, bool batch, int64* ids, bool* created)
+void store_events(Event* events, int n, const Ordinals& ordinals, int64* ids, bool* created)
 {
     if (n <= 0)
         return;
@@ -305,7 +305,7 @@ void store_events(Event* events, int n, bool batch, int64* ids, bool* created)
     auto* flagged = static_cast<bool*>(palloc(sizeof(bool) * n));
     auto* tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * n));
     insert_rows(s, events, n, ids, flagged, tids);
-    resolve_flagged(s, events, n, batch, flagged, tids, ids, created);
+    resolve_flagged(s, events, n, ordinals, flagged, tids, ids, created);
     close_store(s);
     pfree(flagged);
     pfree(tids);

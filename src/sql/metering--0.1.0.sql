@@ -245,6 +245,30 @@ COMMENT ON FUNCTION metering._event_before_insert() IS
 CREATE TRIGGER events_validate BEFORE INSERT ON metering.events
     FOR EACH ROW EXECUTE FUNCTION metering._event_before_insert();
 
+-- The bulk path: COPY metering.events_import (...) FROM STDIN. Rows are checked as
+-- they arrive and stored 1,000 at a time through the same store as ingest_batch.
+CREATE VIEW metering.events_import AS
+SELECT NULL::text AS customer_id, NULL::text AS meter, NULL::numeric AS value,
+       NULL::timestamptz AS occurred_at, NULL::timestamptz AS due_at,
+       NULL::text AS idempotency_key, NULL::jsonb AS properties
+WHERE false;
+COMMENT ON VIEW metering.events_import IS
+    'Bulk ingest target: COPY metering.events_import (customer_id, meter, value, occurred_at, due_at, '
+    'idempotency_key, properties) FROM ...; every rule of ingest applies, duplicates with the same '
+    'payload are skipped, and the statement is all or nothing. Reading it returns no rows.';
+CREATE FUNCTION metering._import_row() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'metering_import_row'
+    LANGUAGE C;
+CREATE FUNCTION metering._import_flush() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'metering_import_flush'
+    LANGUAGE C;
+COMMENT ON FUNCTION metering._import_row() IS 'Internal: validates and buffers a row of events_import.';
+COMMENT ON FUNCTION metering._import_flush() IS 'Internal: stores the rows of events_import left at the end of a statement.';
+CREATE TRIGGER import_row INSTEAD OF INSERT ON metering.events_import
+    FOR EACH ROW EXECUTE FUNCTION metering._import_row();
+CREATE TRIGGER import_flush AFTER INSERT ON metering.events_import
+    FOR EACH STATEMENT EXECUTE FUNCTION metering._import_flush();
+
 CREATE FUNCTION metering._refuse_change() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp

@@ -1,0 +1,57 @@
+-- The bulk path: COPY metering.events_import. Rows are checked as they arrive
+-- (errors name the COPY line), stored 1,000 at a time by the same store as
+-- ingest_batch, duplicates with the same payload skipped, all or nothing.
+DROP EXTENSION IF EXISTS metering CASCADE;
+CREATE EXTENSION metering;
+SET timezone = 'UTC';
+SELECT metering.create_customer('c1'), metering.create_customer('c2');
+SELECT metering.create_meter('calls', 'count'), metering.create_meter('gb', 'sum', 'gb');
+-- a key repeated inside the load and a key already stored are stored once
+SELECT metering.ingest('c2', 'calls', 1, '2025-11-01', 'stored');
+COPY metering.events_import (customer_id, meter, value, occurred_at, due_at, idempotency_key, properties) FROM STDIN CSV;
+c1,calls,1,2025-11-01 10:00:00+00,,k1,
+c1,calls,1,2025-11-01 10:00:00+00,,k1,
+c2,calls,1,2025-11-01 00:00:00+00,,stored,
+c1,gb,1,2025-11-02 00:00:00+00,2025-12-01 00:00:00+00,,"{""gb"": 2.5}"
+c2,calls,1,2025-11-03 00:00:00+00,,,
+\.
+SELECT customer_id, meter, value, occurred_at, due_at, idempotency_key, properties, ingested_at <= now() AS stamped
+FROM metering.events ORDER BY event_id;
+-- more than one flush (1,000 rows each) in one statement
+INSERT INTO metering.events_import (customer_id, meter, value, occurred_at, idempotency_key)
+SELECT 'c1', 'calls', 1, '2025-11-05', 'bulk-' || i FROM generate_series(1, 2500) i;
+SELECT count(*) FROM metering.events WHERE idempotency_key LIKE 'bulk-%';
+-- the same load again: every row is a duplicate, nothing changes
+INSERT INTO metering.events_import (customer_id, meter, value, occurred_at, idempotency_key)
+SELECT 'c1', 'calls', 1, '2025-11-05', 'bulk-' || i FROM generate_series(1, 2500) i;
+SELECT count(*) FROM metering.events;
+-- the view reads as empty
+SELECT count(*) FROM metering.events_import;
+
+-- Errors: all or nothing, and the COPY line is named
+COPY metering.events_import (customer_id, meter, value, occurred_at) FROM STDIN CSV;
+c1,calls,1,2025-11-06 00:00:00+00
+nobody,calls,1,2025-11-06 00:00:00+00
+\.
+COPY metering.events_import (customer_id, meter, value, occurred_at) FROM STDIN CSV;
+c1,calls,-1,2025-11-06 00:00:00+00
+\.
+COPY metering.events_import (customer_id, meter, value, occurred_at) FROM STDIN CSV;
+c1,calls,1,
+\.
+COPY metering.events_import (customer_id, meter, value, occurred_at, idempotency_key) FROM STDIN CSV;
+c1,calls,1,2025-11-07 00:00:00+00,k1
+\.
+COPY metering.events_import (customer_id, meter, value, occurred_at, properties) FROM STDIN CSV;
+c1,gb,1,2025-11-06 00:00:00+00,"{""mb"": 1}"
+\.
+SELECT count(*) FROM metering.events;
+-- a failed statement inside a savepoint leaves the rest of the transaction's rows
+BEGIN;
+INSERT INTO metering.events_import (customer_id, meter, value, occurred_at) VALUES ('c1', 'calls', 1, '2025-11-08');
+SAVEPOINT s;
+INSERT INTO metering.events_import (customer_id, meter, value, occurred_at)
+VALUES ('c1', 'calls', 1, '2025-11-08'), ('nobody', 'calls', 1, '2025-11-08');
+ROLLBACK TO s;
+COMMIT;
+SELECT count(*) FROM metering.events WHERE occurred_at = '2025-11-08';
