@@ -9,6 +9,10 @@ extern "C" {
 
 #include "pg/guard.hpp"
 
+namespace metering::invoice {
+void init_module();  // src/invoice/lifecycle.cpp
+}
+
 using metering::ingest::CounterOp;
 using metering::ingest::Event;
 
@@ -71,6 +75,7 @@ void _PG_init(void);
 void _PG_init(void)
 {
     metering::ingest::init_module();
+    metering::invoice::init_module();
 }
 
 PG_FUNCTION_INFO_V1(metering_ingest);
