@@ -148,7 +148,8 @@ SELECT is((SELECT count(*) FROM pg_class c
     0::bigint, 'every table in schema metering has a COMMENT');
 SELECT set_eq($$SELECT relname::text FROM pg_class
                 WHERE relnamespace = 'metering'::regnamespace AND relkind IN ('r', 'p')$$,
-    ARRAY['customers', 'meters', 'plans', 'events', 'charges', 'subscriptions'],
+    ARRAY['customers', 'meters', 'plans', 'events', 'charges', 'subscriptions', 'invoices',
+          'invoice_items', 'billed_events'],
     'schema metering holds exactly its tables');
 
 -- Privileges: nothing for PUBLIC except the pure helper
