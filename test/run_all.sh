@@ -40,6 +40,9 @@ pg_prove -d tap test/pgtap/*.sql
 
 cluster_stop
 
+step "stress test (test/stress): concurrent ingest while periods close"
+for t in test/stress/*.sh; do bash "$t"; done
+
 step "crash test (test/crash)"
 for t in test/crash/*.sh; do bash "$t"; done
 

@@ -866,6 +866,7 @@ DECLARE
     prev numeric;
     amount numeric;
     fraction numeric;
+    period_closed boolean;
 BEGIN
     SELECT * INTO c FROM metering.customers x WHERE x.customer_id = s.customer_id;
     SELECT * INTO pl FROM metering.plans x WHERE x.code = s.plan_code;
@@ -876,6 +877,10 @@ BEGIN
             CASE WHEN c.auto_issue THEN 'issued' ELSE 'pending_review' END, pl.currency, 0,
             CASE WHEN c.auto_issue THEN now() END, as_of)
     RETURNING invoice_id INTO id;
+    -- An interim invoice of a period that already has its regular invoice bills late usage only.
+    period_closed := EXISTS (SELECT 1 FROM metering.invoices r
+                             WHERE r.subscription_id = s.subscription_id AND r.kind = 'regular'
+                               AND r.status <> 'void' AND r.invoice_id <> id AND r.period_start = p_start);
 
     -- Mark what this invoice bills: the unbilled events of the plan's meters due in this
     -- period (up to as_of for an interim invoice), and the unbilled events of earlier
@@ -887,11 +892,10 @@ BEGIN
     JOIN metering.events e ON e.customer_id = s.customer_id AND e.meter = chg.meter
     WHERE chg.plan_code = s.plan_code
       AND e.due_at >= s.starts_at AND e.due_at < p_end
-      AND ((e.due_at >= p_start AND (inv_kind = 'regular' OR e.due_at <= as_of))
-           OR (e.due_at < p_start AND EXISTS (
-                 SELECT 1 FROM metering.invoices r
-                 WHERE r.subscription_id = s.subscription_id AND r.kind = 'regular' AND r.status <> 'void'
-                   AND r.period_start <= e.due_at AND e.due_at < r.period_end)))
+      AND ((NOT period_closed AND e.due_at >= p_start AND (inv_kind = 'regular' OR e.due_at <= as_of))
+           OR EXISTS (SELECT 1 FROM metering.invoices r
+                      WHERE r.subscription_id = s.subscription_id AND r.kind = 'regular' AND r.status <> 'void'
+                        AND r.invoice_id <> id AND r.period_start <= e.due_at AND e.due_at < r.period_end))
       AND NOT EXISTS (SELECT 1 FROM metering.billed_events b
                       WHERE b.customer_id = e.customer_id AND b.event_id = e.event_id);
 
@@ -899,7 +903,7 @@ BEGIN
     -- rated as a whole, minus what earlier invoices of the period billed for the charge.
     FOR ch IN SELECT chg.charge_id, chg.meter, chg.pricing, m AS meter_row
               FROM metering.charges chg JOIN metering.meters m ON m.code = chg.meter
-              WHERE chg.plan_code = s.plan_code ORDER BY chg.charge_id
+              WHERE chg.plan_code = s.plan_code AND NOT period_closed ORDER BY chg.charge_id
     LOOP
         q := coalesce(metering._quantity(ch.meter_row, s.customer_id, p_start, p_end, NULL, true), 0);
         SELECT coalesce(sum(it.amount), 0) INTO prev
@@ -920,7 +924,7 @@ BEGIN
                 JOIN metering.charges chg ON chg.plan_code = s.plan_code
                 JOIN metering.meters m ON m.code = chg.meter
                 WHERE r.subscription_id = s.subscription_id AND r.kind = 'regular' AND r.status <> 'void'
-                  AND r.period_start < p_start
+                  AND r.invoice_id <> id
                   AND EXISTS (SELECT 1 FROM metering.billed_events b
                               JOIN metering.events e ON e.customer_id = b.customer_id AND e.event_id = b.event_id
                               WHERE b.customer_id = s.customer_id AND b.invoice_id = id AND e.meter = chg.meter
@@ -993,6 +997,27 @@ BEGIN
                                             'regular', as_of);
             made := made + 1;
         END LOOP;
+        -- An ended subscription has no next invoice: its late usage gets an interim
+        -- invoice of its last period (late usage lines only).
+        IF s.ends_at IS NOT NULL AND s.ends_at <= cutoff THEN
+            PERFORM 1 FROM metering.customers c WHERE c.customer_id = s.customer_id FOR UPDATE;
+            SELECT sp.* INTO p FROM metering.customers c, metering.plans pl,
+                   metering._subscription_periods(s, c.timezone, pl.billing_interval, s.ends_at - interval '1 microsecond', s.ends_at) sp
+            WHERE c.customer_id = s.customer_id AND pl.code = s.plan_code;
+            IF EXISTS (SELECT 1 FROM metering.charges chg
+                       JOIN metering.events e ON e.customer_id = s.customer_id AND e.meter = chg.meter
+                       WHERE chg.plan_code = s.plan_code AND e.due_at >= s.starts_at AND e.due_at < s.ends_at
+                         AND NOT EXISTS (SELECT 1 FROM metering.billed_events b
+                                         WHERE b.customer_id = e.customer_id AND b.event_id = e.event_id)
+                         AND EXISTS (SELECT 1 FROM metering.invoices r
+                                     WHERE r.subscription_id = s.subscription_id AND r.kind = 'regular'
+                                       AND r.status <> 'void' AND r.period_start <= e.due_at AND e.due_at < r.period_end))
+            THEN
+                PERFORM metering._issue_invoice(s, p.period_start, p.period_end, p.full_start, p.full_end,
+                                                'interim', as_of);
+                made := made + 1;
+            END IF;
+        END IF;
     END LOOP;
     RETURN made;
 END
