@@ -43,6 +43,9 @@ cluster_stop
 step "stress test (test/stress): concurrent ingest while periods close"
 for t in test/stress/*.sh; do bash "$t"; done
 
+step "close_periods scheduled by pg_cron (test/cron)"
+for t in test/cron/*.sh; do bash "$t"; done
+
 step "crash test (test/crash)"
 for t in test/crash/*.sh; do bash "$t"; done
 

@@ -1,5 +1,6 @@
 -- A small SaaS: two customers, an API, an LLM, seats. Run by `make demo`.
 \pset footer off
+SET timezone = 'UTC';
 CREATE EXTENSION metering;
 
 SELECT metering.create_customer('acme', 'Acme Corp', 'ap@acme.test', 'America/New_York');
@@ -9,6 +10,11 @@ SELECT metering.create_meter('llm_tokens', 'sum', 'tokens');
 SELECT metering.create_meter('active_users', 'unique_count', 'user');
 SELECT metering.create_meter('seats', 'counter');
 SELECT metering.create_plan('pro', 'USD', '1 month', 49);
+SELECT metering.add_charge('pro', 'api_calls', '{"model": "per_unit", "unit_price": "0.02", "free_units": 1}');
+SELECT metering.add_charge('pro', 'llm_tokens', '{"model": "graduated", "tiers": [{"up_to": 1000, "unit_price": "0.01"}, {"up_to": null, "unit_price": "0.005"}]}');
+SELECT metering.add_charge('pro', 'seats', '{"model": "per_unit", "unit_price": 12}');
+SELECT metering.subscribe('acme', 'pro', '2025-11-01 00:00 America/New_York');
+SELECT metering.subscribe('globex', 'pro', '2025-11-10 00:00 Europe/Berlin', '2025-11-01 00:00 Europe/Berlin');
 
 \echo '== the application records usage inside its own transactions'
 BEGIN;
@@ -35,14 +41,14 @@ SELECT * FROM metering.ingest_batch('[
 ]');
 
 \echo '== a bulk load through COPY keeps the same rules'
-COPY metering.events (customer_id, meter, value, occurred_at, idempotency_key) FROM STDIN WITH (FORMAT csv);
+COPY metering.events_import (customer_id, meter, value, occurred_at, idempotency_key) FROM STDIN WITH (FORMAT csv);
 globex,api_calls,1,2025-11-10 12:00:00+01,g-3
 globex,api_calls,1,2025-11-10 12:00:01+01,g-4
 globex,api_calls,1,2025-11-04 08:00:00+00,g-1
 \.
 
 \echo '== seats: a counter, changed out of order'
-SELECT metering.counter_set('acme', 'seats', 10, '2025-11-01Z') AS seats_after_set;
+SELECT metering.counter_set('acme', 'seats', 10, '2025-11-01 09:00-05') AS seats_after_set;
 SELECT metering.counter_increment('acme', 'seats', 3, '2025-11-15Z') AS seats_after_hiring;
 SELECT metering.counter_increment('acme', 'seats', -2, '2025-11-10Z') AS late_decrement_at_nov_10;
 SELECT metering.counter_value('acme', 'seats', '2025-11-30Z') AS seats_at_month_end;
@@ -58,3 +64,19 @@ SELECT c.customer_id, m.code AS meter, m.aggregation,
        metering.usage(c.customer_id, m.code, '2025-11-01Z', '2025-12-01Z') AS november
 FROM metering.customers c CROSS JOIN metering.meters m
 ORDER BY 1, 2;
+
+\echo '== November invoice lines (globex started Nov 10: its base fee is prorated)'
+SELECT customer_id, kind, meter, quantity, free_units, billable_quantity, amount, currency
+FROM metering.invoice_lines WHERE period_start < '2025-11-15' ORDER BY customer_id, kind, meter NULLS FIRST;
+
+\echo '== close November: acme is issued, globex waits for review'
+SELECT metering.close_periods('2025-12-02') > 0 AS closed;
+SELECT invoice_id, customer_id, period_start, kind, status, total, currency
+FROM metering.invoices WHERE period_start < '2025-11-15' ORDER BY invoice_id;
+\echo '== a late event for November goes on December as late usage; issued invoices never change'
+SELECT metering.ingest('acme', 'api_calls', 1, '2025-11-29 12:00-05', 'req-late') > 0 AS late_event;
+SELECT metering.close_periods('2026-01-02') > 0 AS closed;
+SELECT i.period_start::date AS invoice, it.kind, it.meter, it.period_start::date AS usage_of, it.quantity, it.amount
+FROM metering.invoices i JOIN metering.invoice_items it USING (invoice_id)
+WHERE i.customer_id = 'acme' AND i.period_start >= '2025-12-01' AND i.period_start < '2026-01-01'
+ORDER BY it.item_no;
