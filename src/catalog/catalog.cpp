@@ -13,13 +13,13 @@ extern "C" {
 
 #include "core/currency.hpp"
 #include "core/validation.hpp"
+#include "pg/datum.hpp"
 #include "pg/guard.hpp"
 
 namespace core = metering::core;
+using metering::pg::view;
 
 namespace {
-
-std::string_view view(const text* t) { return {VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)}; }
 
 bool file_exists(const char* dir, const char* name)
 {
@@ -116,17 +116,8 @@ Datum metering_check_amount(PG_FUNCTION_ARGS)
         if (PG_ARGISNULL(1))
             core::throw_null_argument(field);
         Numeric amount = PG_GETARG_NUMERIC(1);
-        core::NumberFacts facts;
-        facts.nan = numeric_is_nan(amount);
-        facts.infinite = numeric_is_inf(amount);
-        facts.negative = !facts.nan && DatumGetBool(DirectFunctionCall2(
-                                           numeric_lt, NumericGetDatum(amount),
-                                           NumericGetDatum(int64_to_numeric(0))));
-        core::check_amount(field, facts, [&] {
-            return std::string(metering::pg::pg_safe([&] {
-                return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(amount)));
-            }));
-        });
+        core::check_amount(field, metering::pg::number_facts(amount),
+                           [&] { return metering::pg::numeric_text(amount); });
         PG_RETURN_NUMERIC(amount);
     });
 }

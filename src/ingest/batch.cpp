@@ -192,7 +192,7 @@ Datum ingest_batch(FunctionCallInfo fcinfo)
     }
     auto* ids = static_cast<int64*>(palloc(sizeof(int64) * (n + 1)));
     auto* created = static_cast<bool*>(palloc(sizeof(bool) * (n + 1)));
-    metering::ingest::store_events(events, n, ids, created);
+    metering::ingest::store_events(events, n, true, ids, created);
 
     InitMaterializedSRF(fcinfo, 0);
     auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);

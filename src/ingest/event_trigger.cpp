@@ -78,8 +78,6 @@ Datum metering_event_before_insert(PG_FUNCTION_ARGS)
     if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
         !TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event))
         elog(ERROR, "metering_event_before_insert: not a BEFORE INSERT row trigger");
-    if (metering::ingest::trusted_insert_active())
-        return PointerGetDatum(td->tg_trigtuple);  // validated by ingest or ingest_batch
     return metering::pg::guarded([&] { return validate_row(td); });
 }
 }

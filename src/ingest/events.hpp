@@ -14,6 +14,7 @@ extern "C" {
 #include <string_view>
 
 #include "core/validation.hpp"
+#include "pg/datum.hpp"
 
 namespace metering::ingest {
 
@@ -45,7 +46,7 @@ void init_module();
 // metering.max_future_skew in microseconds.
 int64 max_future_skew();
 
-std::string_view view(const text* t);
+using pg::view;
 
 // Applies every rule of the spec to ev (throws core::Error); fills defaults.
 // field_prefix names the source in messages, e.g. "" or "element 3: ".
@@ -54,17 +55,18 @@ MeterInfo validate_event(Event& ev);
 // The customer exists and the meter is a counter (throws otherwise).
 void require_counter(const Event& ev);
 
+// --- the event store's write path (store.cpp) ---------------------------
+
 // Stored event of (customer_id, key), compared with ev: returns its event_id
 // when the payload is the same, throws kIdempotencyConflict when it differs,
-// returns 0 when there is none.
+// returns 0 when there is none. Waits for a transaction still inserting it.
 int64 find_duplicate(const Event& ev);
 
-// Inserts validated events with dedup on (customer_id, idempotency_key).
-// ids[i] is the event id (new or stored); created[i] whether it is new.
-void store_events(Event* events, int n, int64* ids, bool* created);
-
-// True while store_events runs its own INSERT (already validated rows).
-bool trusted_insert_active();
+// Inserts validated events with dedup on (customer_id, idempotency_key),
+// straight into the heap and indexes. ids[i] is the event id (new or stored);
+// created[i] whether it is new. Rows keep the order of events. batch: errors
+// name the element ("ingest_batch: element 3: ...").
+void store_events(Event* events, int n, bool batch, int64* ids, bool* created);
 
 // Transaction-scoped exclusive lock on one (customer, counter): serializes
 // counter operations so that each returns the value it produced.

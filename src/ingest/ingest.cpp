@@ -56,7 +56,7 @@ Datum counter_operation(FunctionCallInfo fcinfo, CounterOp op, const char* amoun
     metering::ingest::lock_counter(ev);
     int64 id;
     bool created;
-    metering::ingest::store_events(&ev, 1, &id, &created);
+    metering::ingest::store_events(&ev, 1, false, &id, &created);
     PG_RETURN_NUMERIC(
         metering::ingest::counter_value_at(ev.customer_id, ev.meter, ev.occurred_at, true));
 }
@@ -90,7 +90,7 @@ Datum metering_ingest(PG_FUNCTION_ARGS)
         metering::ingest::validate_event(ev);
         int64 id;
         bool created;
-        metering::ingest::store_events(&ev, 1, &id, &created);
+        metering::ingest::store_events(&ev, 1, false, &id, &created);
         PG_RETURN_INT64(id);
     });
 }

@@ -226,12 +226,13 @@ COMMENT ON FUNCTION metering.ingest_batch(jsonb) IS
     'properties, due_at), all or nothing; status is created or duplicate per ordinal (1-based).';
 
 -- The COPY path: COPY metering.events (...) FROM STDIN runs this trigger on every row.
--- SECURITY DEFINER: a loader role with INSERT on events only must still be
--- able to have its rows checked against customers and meters.
+-- Not SECURITY DEFINER: it reads customers, meters and the dedup index through
+-- their indexes directly (no SQL), so a loader role with INSERT on events alone
+-- has its rows checked. ingest and ingest_batch write without the executor and
+-- so never fire it.
 CREATE FUNCTION metering._event_before_insert() RETURNS trigger
     AS 'MODULE_PATHNAME', 'metering_event_before_insert'
-    LANGUAGE C SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp;
+    LANGUAGE C;
 COMMENT ON FUNCTION metering._event_before_insert() IS
     'Internal: validates and deduplicates rows inserted into metering.events directly or by COPY.';
 CREATE TRIGGER events_validate BEFORE INSERT ON metering.events

@@ -1,0 +1,43 @@
+// Direct access to metering's own tables: their OIDs (cached per backend) and
+// unique-key probes through their indexes, without SQL, planner or executor.
+// Plain-C-style code: these calls may raise Postgres errors (longjmp).
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "executor/tuptable.h"
+#include "utils/rel.h"
+#include "utils/snapshot.h"
+}
+
+namespace metering::pg {
+
+enum class Rel { customers, customers_pkey, meters, meters_pkey, events, events_idempotency_key, events_event_id_seq, kCount };
+
+// OID of one of metering's relations; raises an error when the extension is missing.
+Oid relation_oid(Rel which);
+// Forgets the cached OIDs (on relcache invalidation: DROP EXTENSION may have run).
+void forget_relation_oids();
+
+// The snapshot that SQL run at this point would read with.
+Snapshot current_snapshot();
+
+// An open equality probe on a unique index: key values are text (COLLATE "C")
+// and the found row is in slot. Close with probe_end.
+struct Probe {
+    Relation heap;
+    Relation index;
+    IndexScanDesc scan;
+    TupleTableSlot* slot;
+};
+
+// Starts a probe of index on keys[0..nkeys) (text values); lock is held on both relations.
+void probe_begin(Probe& probe, Rel heap, Rel index, const Datum* keys, int nkeys, Snapshot snapshot,
+                 LOCKMODE lock);
+// Next matching row into probe.slot; false when none is left.
+bool probe_next(Probe& probe);
+void probe_end(Probe& probe, LOCKMODE lock);
+
+}  // namespace metering::pg
