@@ -643,23 +643,6 @@ PointLog::PointLog(MergeRule rule, std::size_t max_points, const char* what,
 {
 }
 
-bool PointLog::key_less(const Point& a, const Point& b) const
-{
-    if (rule_ == MergeRule::sum)
-        return a.at < b.at || (a.at == b.at && a.tiebreak < b.tiebreak);
-    return a.at < b.at;
-}
-
-bool PointLog::same_key(const Point& a, const Point& b) const
-{
-    return a.at == b.at && (rule_ == MergeRule::greatest || a.tiebreak == b.tiebreak);
-}
-
-bool PointLog::below_floor(const Point& p) const
-{
-    return has_floor_ && Key{p.at, p.tiebreak} < floor_;
-}
-
 std::string_view PointLog::bytes_of(const Point& p) const
 {
     return std::string_view(values_.data() + p.offset, p.length);
@@ -771,6 +754,45 @@ void PointLog::append(Point p, std::string_view bytes)
     points_.push_back(p);  // cannot throw: the capacity is there
 }
 
+void PointLog::merge(const PointLog& other)
+{
+    if (&other == this || other.rule_ != rule_)
+        throw std::logic_error("point logs of different kinds merged");
+    if (other.points_.size() < sorted_ / 8 + 16) {
+        other.for_each_raw([&](Key key, std::string_view bytes) { add_bytes(key, bytes); });
+        return;
+    }
+    // Everything at once into the tail (up to the two caps together for a
+    // moment), then one compaction: a linear merge when both are sorted.
+    points_.reserve(points_.size() + other.points_.size());
+    values_.reserve(values_.size() + other.values_.size());
+    Poll poll;
+    for (const Point& p : other.points_) {
+        if (!below_floor(p) && !other.below_floor(p))
+            append(p, other.bytes_of(p));
+        poll.step();
+    }
+    compact();
+    if (points_.size() > max_points_)
+        throw_too_many_points();
+    if (values_.size() > kMaxValueBytes)
+        throw_too_many_bytes();
+}
+
+void PointLog::append_sorted(Key key, std::string_view bytes)
+{
+    append(Point{key.at, key.tiebreak, 0, std::uint32_t(bytes.size())}, bytes);
+}
+
+void PointLog::finish_sorted()
+{
+    sorted_ = points_.size();
+    if (points_.size() > max_points_)
+        throw_too_many_points();
+    if (values_.size() > kMaxValueBytes)
+        throw_too_many_bytes();
+}
+
 void PointLog::raise_floor(Key floor)
 {
     if (has_floor_ && !(floor_ < floor))
@@ -829,7 +851,9 @@ void PointLog::compact()
     if (compacted())
         return;
     auto less = [this](const Point& a, const Point& b) { return key_less(a, b); };
-    std::sort(points_.begin() + std::ptrdiff_t(sorted_), points_.end(), less);
+    auto tail = points_.begin() + std::ptrdiff_t(sorted_);
+    if (!std::is_sorted(tail, points_.end(), less))  // a merged log often is
+        std::sort(tail, points_.end(), less);
 
     std::pmr::vector<Point> merged(points_.get_allocator());
     merged.reserve(points_.size());
@@ -958,12 +982,12 @@ void read_points(Source& in, PointLog& log, bool with_tiebreak, std::size_t max_
             throw_corrupt("points are not in increasing order");
         if (!accept(key))
             throw_corrupt("a point is outside its range");
-        log.add_bytes(key, value);  // in order and distinct: goes to the tail, no merge
+        log.append_sorted(key, value);
         first = false;
         last = key;
         poll.step();
     }
-    log.compact();
+    log.finish_sorted();
 }
 }  // namespace
 
@@ -1029,8 +1053,7 @@ void CounterState::merge(const CounterState& other)
         has_set_ = true;
         increments_.raise_floor(set_key_);
     }
-    other.increments_.for_each_raw(
-        [&](Key key, std::string_view bytes) { increments_.add_bytes(key, bytes); });
+    increments_.merge(other.increments_);
 }
 
 Decimal CounterState::total() const
@@ -1175,8 +1198,7 @@ void TimeWeightedState::merge(const TimeWeightedState& other)
         prior_key_ = other.prior_key_;
         has_prior_ = true;
     }
-    other.points_.for_each_raw(
-        [&](Key key, std::string_view bytes) { points_.add_bytes(key, bytes); });
+    points_.merge(other.points_);
 }
 
 Decimal TimeWeightedState::value_hours() const

@@ -216,6 +216,12 @@ public:
 
     void add(Key key, const Decimal& value);
     void add_bytes(Key key, std::string_view value_bytes);
+    // Adds every point of other (a log of the same rule): one by one when
+    // other is small, else appended at once and merged by one compaction.
+    void merge(const PointLog& other);
+    // For parse: points in strictly increasing key order, then finish_sorted().
+    void append_sorted(Key key, std::string_view value_bytes);
+    void finish_sorted();
     // Every point with a key < floor is dropped (from now on, and from the
     // points held at the next compaction).
     void raise_floor(Key floor);
@@ -240,9 +246,20 @@ public:
     std::pmr::memory_resource* memory() const { return points_.get_allocator().resource(); }
 
 private:
-    bool key_less(const Point& a, const Point& b) const;
-    bool same_key(const Point& a, const Point& b) const;
-    bool below_floor(const Point& p) const;
+    bool key_less(const Point& a, const Point& b) const
+    {
+        if (a.at != b.at)
+            return a.at < b.at;
+        return rule_ == MergeRule::sum && a.tiebreak < b.tiebreak;
+    }
+    bool same_key(const Point& a, const Point& b) const
+    {
+        return a.at == b.at && (rule_ == MergeRule::greatest || a.tiebreak == b.tiebreak);
+    }
+    bool below_floor(const Point& p) const
+    {
+        return has_floor_ && Key{p.at, p.tiebreak} < floor_;
+    }
     std::string_view bytes_of(const Point& p) const;
     std::uint32_t store(std::string_view bytes);
     bool merge_into_prefix(const Point& p, std::string_view bytes);
