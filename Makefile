@@ -6,7 +6,7 @@
 EXTENSION = metering
 MODULE_big = metering
 DATA = $(wildcard src/sql/metering--*.sql)
-SRCS = $(wildcard src/core/*.cpp src/pg/*.cpp src/catalog/*.cpp src/ingest/*.cpp)
+SRCS = $(wildcard src/core/*.cpp src/pg/*.cpp src/catalog/*.cpp src/ingest/*.cpp src/rating/*.cpp)
 OBJS = $(SRCS:.cpp=.o)
 
 PG_CONFIG ?= pg_config
