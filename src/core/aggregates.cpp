@@ -749,7 +749,7 @@ void PointLog::add_bytes(Key key, std::string_view bytes)
 void PointLog::append(Point p, std::string_view bytes)
 {
     if (points_.size() == points_.capacity())  // grow by doubling, before anything changes
-        points_.reserve(std::max<std::size_t>(16, points_.capacity() * 2));
+        points_.reserve(std::max<std::size_t>(8, points_.capacity() * 2));
     p.offset = store(bytes);
     points_.push_back(p);  // cannot throw: the capacity is there
 }

@@ -17,24 +17,28 @@
 // memory context, so that Postgres frees it with the aggregate and counts it
 // against work_mem in hash aggregation. Values are kept in Decimal's compact
 // binary form (Decimal::append_to), never as Decimal objects, whose limbs live
-// on the std heap; Decimals exist only as temporaries within one call. Sizes
-// below are for x86-64 with libstdc++ and do not include the Postgres memory
-// context (about 1 KB per state) nor palloc's chunk headers (16 bytes per
-// allocation, a handful per state). A "value" costs its Decimal binary form:
-// 3 bytes plus a 1..5-byte varint per 9 decimal digits (1 is 4 bytes, 12.50
-// is 5, 123456789012.345 is 11).
-//   - LatestState: O(1): about 120 bytes plus one value.
+// on the std heap; Decimals exist only as temporaries within one call. A
+// "value" costs its Decimal binary form: 3 bytes plus a 1..5-byte varint per 9
+// decimal digits (1 is 4 bytes, 12.50 is 5, 123456789012.345 is 11). Sizes
+// are for x86-64 with libstdc++:
+//   - LatestState: O(1). Postgres keeps it flat: 4 + 20 bytes plus one value
+//     (about 200 bytes per group in a hash aggregate, as for max(numeric)).
 //   - UniqueCountState: per distinct value, its bytes plus a 1..5 byte length
 //     in an arena, and 8 bytes per hash slot at load factor <= 0.7 (11.4 to
 //     23 bytes per value); the arena and the slot table grow by doubling, so
-//     the worst case is 2 x (length + 1) + 23 bytes per value. Capped at
-//     kMaxDistinctValues values and kMaxValueBytes bytes of values.
+//     the worst case is 2 x (length + 1) + 23 bytes per value. Measured in
+//     Postgres: 27 bytes per value of 7 bytes, 51 per value of 32 bytes.
+//     Capped at kMaxDistinctValues values and kMaxValueBytes bytes of values.
 //   - CounterState: per increment kept (those after the state's last set, one
 //     per distinct key), a 24-byte entry plus the value; up to twice that
-//     while the vectors grow by doubling or between compactions. Capped at
-//     kMaxCounterEntries entries.
+//     while the vectors grow by doubling or between compactions (measured:
+//     29 bytes per entry of value 1). Capped at kMaxCounterEntries entries;
+//     while two states merge, both may be held at once.
 //   - TimeWeightedState: per distinct instant in the period, a 24-byte entry
 //     plus the value, the same growth rule; capped at kMaxGaugePoints.
+// In Postgres the three growing states also take a memory context of their
+// own (1 KB at least), and a small state keeps the chunks it outgrew for
+// reuse, so a group with a few entries takes 1 to 2 KB.
 // Beyond a cap the state raises Error(kProgramLimitExceeded, 54000) with a hint.
 //
 // Serialized form (the bytes of the SQL type metering.aggregate_state, sent
