@@ -536,6 +536,8 @@ Datum metering_aggregate_state_in(PG_FUNCTION_ARGS)
                 throw_bad_text("aggregate state has a character that is not a hexadecimal digit at "
                                "position " + std::to_string(2 * i + 3));
             bytes[i] = char(high * 16 + low);
+            if (i % (1 << 20) == 0)
+                agg::check_interrupts();
         }
         try {
             validate_state(bytes);
@@ -560,6 +562,8 @@ Datum metering_aggregate_state_out(PG_FUNCTION_ARGS)
             auto byte = static_cast<unsigned char>(bytes[i]);
             out[2 + 2 * i] = digits[byte >> 4];
             out[3 + 2 * i] = digits[byte & 0x0F];
+            if (i % (1 << 20) == 0)
+                agg::check_interrupts();
         }
         out[2 + 2 * bytes.size()] = '\0';
         PG_RETURN_CSTRING(out);
