@@ -525,6 +525,41 @@ Decimal Decimal::rounded(int exponent) const
     return Decimal(negative_, std::move(kept), exponent);
 }
 
+Decimal Decimal::divided_by_small(std::uint32_t divisor, int scale, bool* exact) const
+{
+    if (divisor == 0 || divisor >= kBase)
+        throw Error(sqlstate::kInvalidParameter,
+                    "small divisor " + std::to_string(divisor) + " is out of range");
+    if (scale < scale_ || scale > kMaxScale)
+        throw Error(sqlstate::kInvalidParameter,
+                    "division scale " + std::to_string(scale) + " is out of range");
+    // this = m * 10^-s, so this / d at scale S is round(m * 10^(S - s) / d) * 10^-S.
+    Limbs quotient = scaled_up(limbs_, scale - scale_);
+    std::uint32_t rest = divide_small(quotient, divisor);
+    if (exact)
+        *exact = rest == 0;
+    // Half away from zero is half up on the magnitude: 2 * rest >= divisor.
+    if (std::uint64_t(rest) * 2 >= divisor)
+        quotient = add_magnitude(quotient, Limbs{1});
+    return Decimal(negative_, std::move(quotient), scale);
+}
+
+Decimal Decimal::without_trailing_zeros(int min_scale) const
+{
+    if (min_scale < 0)
+        min_scale = 0;
+    Limbs limbs = limbs_;
+    int scale = scale_;
+    while (scale > min_scale) {
+        Limbs next = limbs;
+        if (divide_small(next, 10) != 0)
+            break;
+        limbs = std::move(next);
+        --scale;
+    }
+    return Decimal(negative_, std::move(limbs), scale);
+}
+
 void Decimal::append_to(std::string& out) const
 {
     out.push_back(negative_ ? '\1' : '\0');

@@ -60,6 +60,18 @@ public:
     // Scale of the result: max(0, scale - places).
     Decimal shifted(int places) const;
 
+    // this / divisor rounded half away from zero to `scale` fraction digits,
+    // for a divisor in 1..999999999 and scale >= this->scale() (<= kMaxScale);
+    // else Error(kInvalidParameter). *exact (when given) tells whether no
+    // digit was lost: 7 / 4 at scale 2 is 1.75, exact; 2 / 3 at scale 4 is
+    // 0.6667, not exact.
+    // Exact division by 3.6e9 (microseconds -> hours) is shifted(-8) then 36.
+    Decimal divided_by_small(std::uint32_t divisor, int scale, bool* exact = nullptr) const;
+
+    // The same value with trailing fraction zeros dropped, down to min_scale
+    // fraction digits at least: "1.500" -> "1.5" (min 0), "2.000" -> "2.0" (min 1).
+    Decimal without_trailing_zeros(int min_scale = 0) const;
+
     // Rounded half away from zero to `exponent` fraction digits (a currency's
     // minor-unit exponent, 0..kMaxScale); the result has exactly that scale:
     // rounded(2.5, 0) == 3, rounded(-2.5, 0) == -3, rounded(7, 2) == "7.00".

@@ -482,3 +482,70 @@ TEST(DecimalBinary, RejectsCorruptInput)
 }
 
 }  // namespace
+
+// --- divided_by_small and without_trailing_zeros (time-weighted integrals) ---
+
+namespace {
+
+std::string quotient(std::string_view text, std::uint32_t divisor, int scale, bool* exact = nullptr)
+{
+    return D(text).divided_by_small(divisor, scale, exact).to_string();
+}
+
+}  // namespace
+
+TEST(DecimalDivideSmall, ExactQuotientsKeepTheAskedScale)
+{
+    bool exact = false;
+    EXPECT_EQ(quotient("7", 4, 2, &exact), "1.75");
+    EXPECT_TRUE(exact);
+    EXPECT_EQ(quotient("12960.00000000", 36, 16, &exact), "360.0000000000000000");
+    EXPECT_TRUE(exact);
+    EXPECT_EQ(quotient("0", 36, 3, &exact), "0.000");
+    EXPECT_TRUE(exact);
+    EXPECT_EQ(quotient("-9", 3, 0, &exact), "-3");
+    EXPECT_TRUE(exact);
+    // 1e30 / 8 = 125e27: many limbs
+    EXPECT_EQ(quotient("1000000000000000000000000000000", 8, 0, &exact),
+              "125000000000000000000000000000");
+    EXPECT_TRUE(exact);
+}
+
+TEST(DecimalDivideSmall, InexactQuotientsRoundHalfAwayFromZero)
+{
+    bool exact = true;
+    EXPECT_EQ(quotient("2", 3, 4, &exact), "0.6667");
+    EXPECT_FALSE(exact);
+    EXPECT_EQ(quotient("-2", 3, 4, &exact), "-0.6667");
+    EXPECT_EQ(quotient("1", 3, 4), "0.3333");
+    EXPECT_EQ(quotient("1", 8, 2, &exact), "0.13");  // 0.125: the half goes away from zero
+    EXPECT_FALSE(exact);
+    EXPECT_EQ(quotient("-1", 8, 2), "-0.13");
+    EXPECT_EQ(quotient("1", 36, 0), "0");
+    EXPECT_EQ(quotient("-1", 36, 0), "0");  // no negative zero
+    EXPECT_EQ(quotient("0.00000001", 36, 16), "0.0000000002777778");
+    // 1 value-second in value-hours: 1e6 us / 1e8 / 36
+    EXPECT_EQ(D("1000000").shifted(-8).divided_by_small(36, 16).to_string(), "0.0002777777777778");
+}
+
+TEST(DecimalDivideSmall, RejectsBadArguments)
+{
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, D("1").divided_by_small(0, 2));
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, D("1").divided_by_small(1000000000u, 2));
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, D("1.25").divided_by_small(3, 1));  // below the scale
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter,
+                    D("1").divided_by_small(3, Decimal::kMaxScale + 1));
+}
+
+TEST(DecimalWithoutTrailingZeros, DropsZerosDownToTheMinimumScale)
+{
+    EXPECT_EQ(D("1.500").without_trailing_zeros().to_string(), "1.5");
+    EXPECT_EQ(D("2.000").without_trailing_zeros(1).to_string(), "2.0");
+    EXPECT_EQ(D("2.000").without_trailing_zeros().to_string(), "2");
+    EXPECT_EQ(D("0.000").without_trailing_zeros().to_string(), "0");
+    EXPECT_EQ(D("-1.10").without_trailing_zeros().to_string(), "-1.1");
+    EXPECT_EQ(D("100").without_trailing_zeros().to_string(), "100");
+    EXPECT_EQ(D("1.25").without_trailing_zeros(5).to_string(), "1.25");  // never adds digits
+    EXPECT_EQ(D("1000000000.000000000000000000").without_trailing_zeros().to_string(),
+              "1000000000");
+}
