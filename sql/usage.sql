@@ -53,4 +53,11 @@ SELECT metering.usage('nobody', 'calls', '2025-11-01Z', '2025-12-01Z');
 SELECT metering.usage('u1', 'nothing', '2025-11-01Z', '2025-12-01Z');
 SELECT metering.usage('u1', 'calls', NULL, '2025-12-01Z');
 SELECT metering.usage('u1', 'calls', '2025-12-01Z', '2025-11-01Z');
-SELECT metering.usage('u1', 'seat_hours', '2025-11-01Z', '2025-12-01Z');
+-- time_weighted: a gauge of 10 from Nov 1 00:00, 20 from Nov 1 12:00 (value x hours):
+-- Nov 1 = 10 x 12 + 20 x 12 = 360; Nov 2 holds 20 all day = 480 (the value before the range);
+-- before the first event the gauge is 0.
+SELECT metering.ingest('u1', 'seat_hours', 10, '2025-11-01 00:00Z') > 0, metering.ingest('u1', 'seat_hours', 20, '2025-11-01 12:00Z') > 0;
+SELECT metering.usage('u1', 'seat_hours', '2025-11-01Z', '2025-11-02Z') AS nov_1,
+       metering.usage('u1', 'seat_hours', '2025-11-02Z', '2025-11-03Z') AS nov_2,
+       metering.usage('u1', 'seat_hours', '2025-10-31Z', '2025-11-01Z') AS oct_31,
+       metering.usage('u1', 'seat_hours', '2025-10-31 18:00Z', '2025-11-01 06:00Z') AS across;

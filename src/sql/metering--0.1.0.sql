@@ -637,10 +637,6 @@ BEGIN
             INTO result USING customer_id, m.code, from_ts, to_ts, m.filter, billed_by, billed_only;
         RETURN result;
     END IF;
-    IF m.aggregation = 'time_weighted' THEN
-        RAISE EXCEPTION 'quantities of % meters are not rated in this version', m.aggregation
-            USING ERRCODE = '0A000';
-    END IF;
     -- One query per kind over the meter's events in [from_ts, to_ts) by due_at,
     -- read through the primary key (customer_id, meter, due_at, event_id).
     WITH e AS (
@@ -665,14 +661,23 @@ BEGIN
              WHEN 'sum' THEN (SELECT coalesce(sum(v), 0) FROM e)
              WHEN 'max' THEN (SELECT max(v) FROM e)
              WHEN 'min' THEN (SELECT min(v) FROM e)
-             WHEN 'latest' THEN (SELECT v FROM e ORDER BY occurred_at DESC, event_id DESC LIMIT 1)
-             WHEN 'unique_count' THEN (SELECT count(DISTINCT t) FROM e)
-             WHEN 'counter' THEN
-               -- the last set (or 0 at from_ts) plus the increments after it
-               (SELECT coalesce(sum(o.value) FILTER (WHERE (o.occurred_at, o.event_id) >= (ls.at, ls.id)), 0)
-                FROM e o, (SELECT s.occurred_at AS at, s.event_id AS id FROM e s WHERE s.op = 'set'
-                           UNION ALL SELECT '-infinity', 0
-                           ORDER BY 1 DESC, 2 DESC LIMIT 1) ls)
+             WHEN 'latest' THEN (SELECT metering.latest(v, occurred_at, event_id) FROM e)
+             WHEN 'unique_count' THEN (SELECT metering.unique_count(t) FROM e)
+             -- the last set in the range (or 0 at from_ts) plus the increments after it
+             WHEN 'counter' THEN (SELECT metering.counter_total(op, value, occurred_at, event_id) FROM e)
+             -- value x hours; before its first point in the range the gauge holds the last
+             -- value due before from_ts, else 0
+             WHEN 'time_weighted' THEN (
+               SELECT metering.time_weighted(pts.v, pts.at, from_ts, to_ts, pts.event_id)
+               FROM (SELECT e.v, e.occurred_at AS at, e.event_id FROM e
+                     UNION ALL
+                     (SELECT CASE WHEN m.value_property IS NULL THEN p.value
+                                  ELSE (p.properties ->> m.value_property)::numeric END,
+                             least(p.occurred_at, from_ts - interval '1 microsecond'), p.event_id
+                      FROM metering.events p
+                      WHERE p.customer_id = _quantity.customer_id AND p.meter = m.code AND p.due_at < from_ts
+                        AND (m.filter IS NULL OR p.properties @> m.filter)
+                      ORDER BY p.due_at DESC, p.event_id DESC LIMIT 1)) pts)
            END
     INTO result;
     RETURN result;
