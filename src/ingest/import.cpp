@@ -41,6 +41,7 @@ struct Buffer {
     Event events[kFlushRows];
     int n;
     int64 rows_before;  // rows of this statement already stored
+    int attnum[kColumns];  // -1 until looked up
 };
 
 Buffer* buffer = nullptr;
@@ -51,6 +52,7 @@ Buffer* open_buffer()
         auto* b = static_cast<Buffer*>(MemoryContextAllocZero(TopTransactionContext, sizeof(Buffer)));
         b->rows = AllocSetContextCreate(TopTransactionContext, "metering import", ALLOCSET_DEFAULT_SIZES);
         b->subxact = GetCurrentSubTransactionId();
+        b->attnum[0] = -1;
         buffer = b;
     }
     return buffer;
@@ -81,19 +83,37 @@ void flush()
     pfree(created);
 }
 
-// Copies the row into the buffer's memory and validates it.
+// Attribute numbers (0-based) of the view's columns, looked up once per statement.
+void find_columns(Buffer* b, TupleDesc desc)
+{
+    for (int c = 0; c < kColumns; c++) {
+        int attnum = SPI_fnumber(desc, kNames[c]);
+        if (attnum <= 0)
+            elog(ERROR, "metering: events_import has no column %s", kNames[c]);
+        b->attnum[c] = attnum - 1;
+    }
+}
+
+// Copies the row into the buffer's memory (one copy, one deforming pass) and validates it.
 void add_row(TriggerData* td)
 {
     Buffer* b = open_buffer();
     if (b->n == kFlushRows)
         flush();
     TupleDesc desc = td->tg_relation->rd_att;
+    if (b->attnum[0] < 0)
+        find_columns(b, desc);
     MemoryContext old = MemoryContextSwitchTo(b->rows);
     HeapTuple tuple = heap_copytuple(td->tg_trigtuple);
+    auto* all = static_cast<Datum*>(palloc(sizeof(Datum) * desc->natts));
+    auto* all_null = static_cast<bool*>(palloc(sizeof(bool) * desc->natts));
+    heap_deform_tuple(tuple, desc, all, all_null);
     Datum v[kColumns];
     bool isnull[kColumns];
-    for (int c = 0; c < kColumns; c++)
-        v[c] = heap_getattr(tuple, SPI_fnumber(desc, kNames[c]), desc, &isnull[c]);
+    for (int c = 0; c < kColumns; c++) {
+        v[c] = all[b->attnum[c]];
+        isnull[c] = all_null[b->attnum[c]];
+    }
     for (int c : {kCustomer, kMeter, kValue, kOccurred})
         if (isnull[c]) {
             MemoryContextSwitchTo(old);
@@ -103,7 +123,7 @@ void add_row(TriggerData* td)
     ev = Event{};
     ev.customer_id = DatumGetTextPP(v[kCustomer]);
     ev.meter = DatumGetTextPP(v[kMeter]);
-    ev.value = DatumGetNumeric(v[kValue]);
+    ev.value = DatumGetNumeric(v[kValue]);  // a short-header value is copied to a full one
     ev.occurred_at = DatumGetTimestampTz(v[kOccurred]);
     ev.has_due_at = !isnull[kDue];
     ev.due_at = ev.has_due_at ? DatumGetTimestampTz(v[kDue]) : 0;
