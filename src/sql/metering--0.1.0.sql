@@ -613,10 +613,9 @@ COMMENT ON FUNCTION metering.billing_periods(bigint, timestamptz, timestamptz) I
 
 -- Quantity of one meter of one customer over [from_ts, to_ts) by due_at, per
 -- the meter's kind. No argument checks: usage() and the views call it.
--- billed_by: only the events that invoice billed; billed_only: only the events a live
--- invoice of this period (one whose period starts at from_ts) billed, i.e. not as late usage.
+-- billed_by: only the events one of these invoices billed (NULL: every event).
 CREATE FUNCTION metering._quantity(m metering.meters, customer_id text, from_ts timestamptz, to_ts timestamptz,
-        billed_by bigint DEFAULT NULL, billed_only boolean DEFAULT false)
+        billed_by bigint[] DEFAULT NULL)
     RETURNS numeric
     LANGUAGE plpgsql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
@@ -630,11 +629,10 @@ BEGIN
         EXECUTE format('SELECT (%s)::numeric FROM metering.events ev '
                        'WHERE ev.customer_id = $1 AND ev.meter = $2 AND ev.due_at >= $3 AND ev.due_at < $4 '
                        'AND ($5::jsonb IS NULL OR ev.properties @> $5) '
-                       'AND (($6::bigint IS NULL AND NOT $7) OR EXISTS (SELECT 1 FROM metering.billed_events b '
-                       'JOIN metering.invoices i ON i.invoice_id = b.invoice_id '
+                       'AND ($6::bigint[] IS NULL OR EXISTS (SELECT 1 FROM metering.billed_events b '
                        'WHERE b.customer_id = ev.customer_id AND b.event_id = ev.event_id '
-                       'AND ($6 IS NULL OR b.invoice_id = $6) AND (NOT $7 OR i.period_start = $3)))', m.expression)
-            INTO result USING customer_id, m.code, from_ts, to_ts, m.filter, billed_by, billed_only;
+                       'AND b.invoice_id = ANY ($6)))', m.expression)
+            INTO result USING customer_id, m.code, from_ts, to_ts, m.filter, billed_by;
         RETURN result;
     END IF;
     -- One query per kind over the meter's events in [from_ts, to_ts) by due_at,
@@ -650,12 +648,10 @@ BEGIN
         WHERE ev.customer_id = _quantity.customer_id AND ev.meter = m.code
           AND ev.due_at >= from_ts AND ev.due_at < to_ts
           AND (m.filter IS NULL OR ev.properties @> m.filter)
-          AND ((billed_by IS NULL AND NOT billed_only)
+          AND (billed_by IS NULL
                OR EXISTS (SELECT 1 FROM metering.billed_events b
-                          JOIN metering.invoices i ON i.invoice_id = b.invoice_id
                           WHERE b.customer_id = ev.customer_id AND b.event_id = ev.event_id
-                            AND (billed_by IS NULL OR b.invoice_id = billed_by)
-                            AND (NOT billed_only OR i.period_start = from_ts))))
+                            AND b.invoice_id = ANY (billed_by))))
     SELECT CASE m.aggregation
              WHEN 'count' THEN (SELECT count(*) FROM e)
              WHEN 'sum' THEN (SELECT coalesce(sum(v), 0) FROM e)
@@ -683,7 +679,7 @@ BEGIN
     RETURN result;
 END
 $$;
-COMMENT ON FUNCTION metering._quantity(metering.meters, text, timestamptz, timestamptz, bigint, boolean) IS
+COMMENT ON FUNCTION metering._quantity(metering.meters, text, timestamptz, timestamptz, bigint[]) IS
     'Internal: quantity of a meter for a customer over [from_ts, to_ts) by due_at.';
 
 -- Every started period of every subscription, with what its lines need.
@@ -829,6 +825,8 @@ CREATE TABLE metering.billed_events (
     customer_id text COLLATE "C" NOT NULL,
     event_id    bigint NOT NULL,
     invoice_id  bigint NOT NULL REFERENCES metering.invoices (invoice_id),
+    meter       text COLLATE "C" NOT NULL,   -- copied from the event: an invoice's late
+    due_at      timestamptz NOT NULL,        -- lines are found from its own marks
     PRIMARY KEY (customer_id, event_id)
 );
 CREATE INDEX billed_events_invoice ON metering.billed_events (invoice_id);
@@ -872,6 +870,8 @@ DECLARE
     amount numeric;
     fraction numeric;
     period_closed boolean;
+    live_ids bigint[];
+    late_meter metering.meters;
 BEGIN
     SELECT * INTO c FROM metering.customers x WHERE x.customer_id = s.customer_id;
     SELECT * INTO pl FROM metering.plans x WHERE x.code = s.plan_code;
@@ -891,8 +891,8 @@ BEGIN
     -- period (up to as_of for an interim invoice), and the unbilled events of earlier
     -- periods that already have their regular invoice (late usage). An event committed
     -- after this statement's snapshot is not seen: it stays unbilled for the next invoice.
-    INSERT INTO metering.billed_events (customer_id, event_id, invoice_id)
-    SELECT e.customer_id, e.event_id, id
+    INSERT INTO metering.billed_events (customer_id, event_id, invoice_id, meter, due_at)
+    SELECT e.customer_id, e.event_id, id, e.meter, e.due_at
     FROM metering.charges chg
     JOIN metering.events e ON e.customer_id = s.customer_id AND e.meter = chg.meter
     WHERE chg.plan_code = s.plan_code
@@ -904,13 +904,17 @@ BEGIN
       AND NOT EXISTS (SELECT 1 FROM metering.billed_events b
                       WHERE b.customer_id = e.customer_id AND b.event_id = e.event_id);
 
+    -- The live invoices of this period, this one included (not the ones billing it as late usage).
+    SELECT array_agg(i.invoice_id) INTO live_ids FROM metering.invoices i
+    WHERE i.subscription_id = s.subscription_id AND i.status <> 'void' AND i.period_start = p_start;
+
     -- usage: the period's quantity billed so far by live invoices (this one included),
     -- rated as a whole, minus what earlier invoices of the period billed for the charge.
     FOR ch IN SELECT chg.charge_id, chg.meter, chg.pricing, m AS meter_row
               FROM metering.charges chg JOIN metering.meters m ON m.code = chg.meter
               WHERE chg.plan_code = s.plan_code AND NOT period_closed ORDER BY chg.charge_id
     LOOP
-        q := coalesce(metering._quantity(ch.meter_row, s.customer_id, p_start, p_end, NULL, true), 0);
+        q := coalesce(metering._quantity(ch.meter_row, s.customer_id, p_start, p_end, live_ids), 0);
         SELECT coalesce(sum(it.amount), 0) INTO prev
         FROM metering.invoice_items it JOIN metering.invoices i ON i.invoice_id = it.invoice_id
         WHERE i.subscription_id = s.subscription_id AND i.status <> 'void' AND i.invoice_id <> id
@@ -923,20 +927,19 @@ BEGIN
         inv_total := inv_total + amount;
     END LOOP;
 
-    -- late_usage: per earlier period and charge with events this invoice marked.
-    FOR late IN SELECT r.period_start, r.period_end, chg.charge_id, chg.meter, chg.pricing, m AS meter_row
-                FROM metering.invoices r
-                JOIN metering.charges chg ON chg.plan_code = s.plan_code
-                JOIN metering.meters m ON m.code = chg.meter
-                WHERE r.subscription_id = s.subscription_id AND r.kind = 'regular' AND r.status <> 'void'
-                  AND r.invoice_id <> id
-                  AND EXISTS (SELECT 1 FROM metering.billed_events b
-                              JOIN metering.events e ON e.customer_id = b.customer_id AND e.event_id = b.event_id
-                              WHERE b.customer_id = s.customer_id AND b.invoice_id = id AND e.meter = chg.meter
-                                AND e.due_at >= r.period_start AND e.due_at < r.period_end)
+    -- late_usage: per earlier period and charge with events this invoice marked (found
+    -- from this invoice's own marks, not by reading the subscription's history).
+    FOR late IN SELECT DISTINCT r.period_start, r.period_end, chg.charge_id, chg.meter, chg.pricing
+                FROM metering.billed_events b
+                JOIN metering.invoices r ON r.subscription_id = s.subscription_id AND r.kind = 'regular'
+                     AND r.status <> 'void' AND r.invoice_id <> id
+                     AND b.due_at >= r.period_start AND b.due_at < r.period_end
+                JOIN metering.charges chg ON chg.plan_code = s.plan_code AND chg.meter = b.meter
+                WHERE b.invoice_id = id
                 ORDER BY r.period_start, chg.charge_id
     LOOP
-        q := coalesce(metering._quantity(late.meter_row, s.customer_id, late.period_start, late.period_end, id, false), 0);
+        SELECT * INTO late_meter FROM metering.meters m WHERE m.code = late.meter;
+        q := coalesce(metering._quantity(late_meter, s.customer_id, late.period_start, late.period_end, ARRAY[id]), 0);
         amount := round(metering.rate(q, late.pricing - 'free_units'), exponent);
         item := item + 1;
         INSERT INTO metering.invoice_items VALUES
