@@ -174,3 +174,7 @@ echo "  2  ingest_batch ${f2_ours[*]} | JSON text ${f2_text[*]} | COPY plain ${f
 echo "  3  COPY events_import ${f3_ours[*]} | COPY metering.events ${f3_trigger[*]} | plain ${f3_plain[*]} | 1idx ${f3_1idx[*]} rows/s"
 echo "median of per-round ratios: 1 $(pair_ratios f1_ours f1_plain), 1b $(pair_ratios f1_ours f1_1idx)"
 echo "                            2 $(pair_ratios f2_ours f2_plain), 3 $(pair_ratios f3_ours f3_plain)"
+
+# --- Figure 5: close_periods over 10 million events (its own cluster) -----------
+cluster_stop
+bash "$HERE/close_periods.sh"
