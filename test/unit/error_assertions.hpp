@@ -1,4 +1,4 @@
-// Assertions on metering::core::Error shared by the decimal, json and pricing tests.
+// Assertions on metering::core::Error shared by every core unit test.
 #pragma once
 
 #include <gtest/gtest.h>

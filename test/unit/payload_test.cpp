@@ -1,6 +1,8 @@
 // Unit tests of src/core/payload: is a repeated idempotency key the same event?
 #include <gtest/gtest.h>
 
+#include "error_assertions.hpp"
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,45 +19,8 @@ using metering::core::PayloadComparison;
 using metering::core::first_difference;
 using metering::core::require_same_payload;
 
-template <typename F>
-std::optional<Error> error_of(F&& f)
-{
-    try {
-        f();
-    } catch (const Error& e) {
-        return e;
-    }
-    return std::nullopt;
-}
-
-// Passes when f throws metering::core::Error with exactly this SQLSTATE.
-template <typename F>
-::testing::AssertionResult throws_sqlstate(F&& f, std::string_view code)
-{
-    try {
-        f();
-    } catch (const Error& e) {
-        if (code == e.sqlstate())
-            return ::testing::AssertionSuccess();
-        return ::testing::AssertionFailure() << "threw Error with sqlstate " << e.sqlstate()
-                                             << " instead of " << code << ": " << e.message();
-    } catch (const std::exception& e) {
-        return ::testing::AssertionFailure() << "threw another exception: " << e.what();
-    } catch (...) {
-        return ::testing::AssertionFailure() << "threw a non-std exception";
-    }
-    return ::testing::AssertionFailure() << "did not throw (expected sqlstate " << code << ")";
-}
-
-#define EXPECT_SQLSTATE(code, ...) EXPECT_TRUE(throws_sqlstate([&] { __VA_ARGS__; }, code))
-
-::testing::AssertionResult contains(const std::string& haystack, std::string_view needle)
-{
-    if (haystack.find(needle) != std::string::npos)
-        return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "\"" << haystack << "\" does not contain \"" << needle
-                                         << "\"";
-}
+using metering_test::contains;
+using metering_test::error_of;
 
 std::optional<std::string> diff(const PayloadComparison& cmp)
 {

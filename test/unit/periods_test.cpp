@@ -2,6 +2,8 @@
 // Every expected date below was worked out by hand (the comments show how).
 #include <gtest/gtest.h>
 
+#include "error_assertions.hpp"
+
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -24,44 +26,8 @@ namespace mc = metering::core;
 constexpr std::int64_t kHour = mc::kUsecsPerHour;
 constexpr std::int64_t kDay = mc::kUsecsPerDay;
 
-template <typename F>
-std::optional<Error> error_of(F&& f)
-{
-    try {
-        f();
-    } catch (const Error& e) {
-        return e;
-    }
-    return std::nullopt;
-}
-
-template <typename F>
-::testing::AssertionResult throws_sqlstate(F&& f, std::string_view code)
-{
-    try {
-        f();
-    } catch (const Error& e) {
-        if (code == e.sqlstate())
-            return ::testing::AssertionSuccess();
-        return ::testing::AssertionFailure() << "threw Error with sqlstate " << e.sqlstate()
-                                             << " instead of " << code << ": " << e.message();
-    } catch (const std::exception& e) {
-        return ::testing::AssertionFailure() << "threw another exception: " << e.what();
-    } catch (...) {
-        return ::testing::AssertionFailure() << "threw a non-std exception";
-    }
-    return ::testing::AssertionFailure() << "did not throw (expected sqlstate " << code << ")";
-}
-
-#define EXPECT_SQLSTATE(code, ...) EXPECT_TRUE(throws_sqlstate([&] { __VA_ARGS__; }, code))
-
-::testing::AssertionResult contains(const std::string& haystack, std::string_view needle)
-{
-    if (haystack.find(needle) != std::string::npos)
-        return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "\"" << haystack << "\" does not contain \"" << needle
-                                         << "\"";
-}
+using metering_test::contains;
+using metering_test::error_of;
 
 LocalTime at(std::int64_t y, int m, int d, int hh = 0, int mi = 0, int ss = 0, std::int64_t us = 0)
 {

@@ -1,6 +1,8 @@
 // Unit tests of src/core/validation: SQLSTATEs and messages of the rules.
 #include <gtest/gtest.h>
 
+#include "error_assertions.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -17,47 +19,8 @@ namespace {
 using metering::core::Error;
 namespace mc = metering::core;
 
-// Runs f and returns the metering Error it throws, or nullopt.
-template <typename F>
-std::optional<Error> error_of(F&& f)
-{
-    try {
-        f();
-    } catch (const Error& e) {
-        return e;
-    }
-    return std::nullopt;
-}
-
-// Passes when f throws metering::core::Error with exactly this SQLSTATE.
-template <typename F>
-::testing::AssertionResult throws_sqlstate(F&& f, std::string_view code)
-{
-    try {
-        f();
-    } catch (const Error& e) {
-        if (code == e.sqlstate())
-            return ::testing::AssertionSuccess();
-        return ::testing::AssertionFailure() << "threw Error with sqlstate " << e.sqlstate()
-                                             << " instead of " << code << ": " << e.message();
-    } catch (const std::exception& e) {
-        return ::testing::AssertionFailure() << "threw another exception: " << e.what();
-    } catch (...) {
-        return ::testing::AssertionFailure() << "threw a non-std exception";
-    }
-    return ::testing::AssertionFailure() << "did not throw (expected sqlstate " << code << ")";
-}
-
-// EXPECT_SQLSTATE("MT013", statement...): the statement throws Error with that SQLSTATE.
-#define EXPECT_SQLSTATE(code, ...) EXPECT_TRUE(throws_sqlstate([&] { __VA_ARGS__; }, code))
-
-::testing::AssertionResult contains(const std::string& haystack, std::string_view needle)
-{
-    if (haystack.find(needle) != std::string::npos)
-        return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "\"" << haystack << "\" does not contain \"" << needle
-                                         << "\"";
-}
+using metering_test::contains;
+using metering_test::error_of;
 
 std::string repeat(std::string_view s, std::size_t n)
 {
