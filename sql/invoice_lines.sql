@@ -86,3 +86,47 @@ SELECT metering.add_charge('yen', 'seats', '{"model": "volume", "tiers": [{"up_t
 -- charges and subscriptions are not changed in place
 UPDATE metering.charges SET pricing = '{}';
 DELETE FROM metering.subscriptions;
+
+-- The set-based plan of every kind agrees with one line at a time (metering._quantity,
+-- the per-line rule): 40 customers x 3 months x 10 meters of every kind, through a
+-- parallel plan whose hash aggregation spills (tiny work_mem), then a sorted one.
+SELECT metering.create_meter('k_sum', 'sum', 'n'), metering.create_meter('k_min', 'min'),
+       metering.create_meter('k_uniq', 'unique_count', 'user'), metering.create_meter('k_uniq_v', 'unique_count'),
+       metering.create_meter('k_latest', 'latest'), metering.create_meter('k_counter', 'counter'),
+       metering.create_meter('k_tw', 'time_weighted'),
+       metering.create_meter('k_custom', 'custom', expression => 'sum(value * 2)');
+SELECT metering.create_plan('every', 'EUR', '1 month', 0);
+SELECT count(metering.add_charge('every', code, '{"model": "per_unit", "unit_price": 1}'))
+FROM metering.meters WHERE code IN ('calls', 'storage_gb', 'eu_calls', 'seats') OR code LIKE 'k\_%';
+SELECT count(metering.create_customer('every-' || i, timezone => (ARRAY['UTC', 'Asia/Tokyo', 'America/New_York'])[1 + i % 3]))
+     + count(metering.subscribe('every-' || i, 'every', '2025-01-01 00:00Z'))
+FROM generate_series(1, 40) i;
+SELECT setseed(0.5);
+SELECT count(*) FROM (
+    SELECT CASE WHEN m.code = 'seats' THEN
+                CASE WHEN random() < 0.2 THEN metering.counter_set('every-' || c, 'seats', floor(random() * 9)::numeric, at)::text
+                     ELSE metering.counter_increment('every-' || c, 'seats', floor(random() * 5)::numeric - 2, at)::text END
+           ELSE metering.ingest('every-' || c, m.code, round((random() * 20)::numeric, 1 + (c % 2)), at,
+                                properties => jsonb_build_object('n', floor(random() * 7), 'user', 'u' || floor(random() * 6),
+                                                                 'region', (ARRAY['eu', 'us'])[1 + floor(random() * 2)::int]))::text
+           END
+    FROM generate_series(1, 4000) i,
+         LATERAL (SELECT 1 + floor(random() * 40)::int AS c,
+                         timestamptz '2025-01-01 00:00Z' + random() * interval '95 days' AS at) r,
+         LATERAL (SELECT code FROM metering.meters
+                  WHERE code IN ('calls', 'storage_gb', 'eu_calls', 'seats') OR code LIKE 'k\_%'
+                  ORDER BY code OFFSET floor(random() * 12 + i * 0)::int LIMIT 1) m) x;
+ANALYZE metering.events;
+CREATE TEMP VIEW line_check AS
+SELECT count(*) AS lines, count(DISTINCT l.meter) FILTER (WHERE l.quantity <> 0) AS meters_used,
+       count(*) FILTER (WHERE l.quantity IS DISTINCT FROM
+                        coalesce(metering._quantity(m, l.customer_id, l.period_start, l.period_end), 0)) AS differ
+FROM metering.invoice_lines l JOIN metering.meters m ON m.code = l.meter
+WHERE l.customer_id LIKE 'every-%' AND l.period_start < '2025-04-01';
+BEGIN;
+SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL work_mem = '64kB';
+SELECT * FROM line_check;
+SET LOCAL enable_hashagg = off;
+SELECT * FROM line_check;
+COMMIT;

@@ -68,5 +68,25 @@ p1,calls,1,2025-11-04 00:00:00+00
 RESET ROLE;
 SELECT count(*) FROM metering.events;
 
-DROP OWNED BY regress_metering_app, regress_metering_loader;
-DROP ROLE regress_metering_app, regress_metering_loader;
+-- finance/ops reads the views with the GRANT lines of docs/privileges.md: the
+-- functions the views call are executable by PUBLIC and run as the reader
+CREATE ROLE regress_metering_reporter;
+GRANT USAGE ON SCHEMA metering TO regress_metering_reporter;
+GRANT SELECT ON ALL TABLES IN SCHEMA metering TO regress_metering_reporter;
+SELECT metering.create_plan('basic', 'EUR', '1 month', 10),
+       metering.add_charge('basic', 'calls', '{"model": "per_unit", "unit_price": "0.5"}') > 0 AS charge,
+       metering.subscribe('p1', 'basic', '2025-11-01 00:00Z') > 0 AS subscribed;
+SET ROLE regress_metering_reporter;
+SELECT period_start, meter, quantity, amount FROM metering.invoice_lines
+WHERE period_start = '2025-11-01 00:00Z' ORDER BY meter NULLS FIRST;
+RESET ROLE;
+-- the helpers open no table to PUBLIC: called directly, _quantity reads as its caller
+SET ROLE regress_metering_app;
+\set VERBOSITY terse
+SELECT metering._quantity(('calls', 'count', NULL, NULL, false, NULL, now(), 1)::metering.meters, 'p1',
+                          '2025-11-01', '2025-12-01');
+\set VERBOSITY default
+RESET ROLE;
+
+DROP OWNED BY regress_metering_app, regress_metering_loader, regress_metering_reporter;
+DROP ROLE regress_metering_app, regress_metering_loader, regress_metering_reporter;

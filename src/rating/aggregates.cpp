@@ -34,6 +34,7 @@
 // C++ containers allocate through ContextResource, which never lets a
 // Postgres error out (it asks palloc for NULL and throws std::bad_alloc).
 #include "core/aggregates.hpp"
+#include "core/scalar_state.hpp"
 #include "core/decimal.hpp"
 #include "core/errors.hpp"
 #include "core/validation.hpp"
@@ -50,6 +51,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include <algorithm>
 #include <cstring>
 #include <memory_resource>
 #include <new>
@@ -512,6 +514,328 @@ Datum latest_final(FunctionCallInfo fcinfo)
     return numeric_datum(state.value());
 }
 
+// --- the usage-line aggregate (internal state) -----------------------------------
+//
+// metering._line_quantity(kind, value, text_value, at, tiebreak, op) is what
+// metering.invoice_lines computes per line, for every kind but custom and
+// time_weighted: count (1), sum (2), max (3), min (4), unique_count (5),
+// latest (6), counter (7). One aggregate, whichever the line's kind, so that
+// a hash aggregation over tens of thousands of lines keeps one small state
+// per line and stays within work_mem. Its state is `internal`, allocated
+// straight in the aggregate's memory context (as array_agg does), not an
+// expanded object in a context of its own (a 1 KB context per line would
+// make the aggregation spill). The states and rules are the core's: the
+// ScalarState of count/sum/max/min (exact; values read straight from
+// numeric's storage format while they fit in 18 digits), and the states of
+// metering.unique_count, metering.latest and metering.counter_total.
+enum class LineKind : std::int32_t {
+    count = 1, sum = 2, max = 3, min = 4, unique_count = 5, latest = 6, counter = 7
+};
+
+// A numeric datum as a FixedValue, read from Postgres's storage format of
+// numeric (NumericShort and NumericLong in src/backend/utils/adt/numeric.c;
+// an on-disk format, the same in every version pg_upgrade supports), without
+// the text conversion; nullopt for NaN, the infinities and anything that does
+// not fit 18 digits (those take the Decimal path).
+std::optional<agg::FixedValue> fixed_of(Datum datum)
+{
+    const struct varlena* v = pg_safe([&] { return PG_DETOAST_DATUM_PACKED(datum); });
+    const char* data = VARDATA_ANY(v);
+    std::size_t size = VARSIZE_ANY_EXHDR(v);
+    std::uint16_t header = 0;
+    if (size < sizeof header)
+        return std::nullopt;
+    std::memcpy(&header, data, sizeof header);
+    bool negative = false;
+    int weight = 0;
+    int dscale = 0;
+    std::size_t offset = 0;
+    switch (header & 0xC000) {
+    case 0x8000:  // short: sign 0x2000, dscale 0x1F80 >> 7, weight 0x003F with sign 0x0040
+        negative = (header & 0x2000) != 0;
+        dscale = (header & 0x1F80) >> 7;
+        weight = (header & 0x0040) ? (-64 | (header & 0x003F)) : (header & 0x003F);
+        offset = 2;
+        break;
+    case 0x0000:
+    case 0x4000: {  // long: sign and dscale (0x3FFF), then an int16 weight
+        std::int16_t w = 0;
+        if (size < 4)
+            return std::nullopt;
+        std::memcpy(&w, data + 2, sizeof w);
+        negative = (header & 0xC000) == 0x4000;
+        dscale = header & 0x3FFF;
+        weight = w;
+        offset = 4;
+        break;
+    }
+    default:  // NaN, Infinity, -Infinity
+        return std::nullopt;
+    }
+    std::int16_t digits[8];
+    std::size_t ndigits = (size - offset) / sizeof(std::int16_t);
+    if (ndigits > 8)
+        return std::nullopt;
+    std::memcpy(digits, data + offset, ndigits * sizeof(std::int16_t));
+    return agg::fixed_from_base10000(negative, weight, dscale, digits, int(ndigits));
+}
+
+struct LineState {
+    ContextResource memory;
+    LineKind kind;
+    void* state;  // an agg::UniqueCountState, LatestState or CounterState, in memory
+
+    LineState(MemoryContext context, LineKind k) : memory(context), kind(k), state(nullptr) {}
+
+    template <typename S>
+    S& as() { return *static_cast<S*>(state); }
+    template <typename S>
+    const S& as() const { return *static_cast<const S*>(state); }
+};
+
+LineKind line_kind(std::int32_t k)
+{
+    if (k < 1 || k > 7)
+        throw core::Error(core::sqlstate::kInvalidParameter,
+                          "line kind " + std::to_string(k) + " is not 1 to 7");
+    return static_cast<LineKind>(k);
+}
+
+// A new empty state of kind k in context. Nothing here is ever destroyed:
+// every byte, the containers' included, goes with the context.
+LineState* new_line_state(MemoryContext context, LineKind kind)
+{
+    static_assert(alignof(LineState) <= MAXIMUM_ALIGNOF && alignof(agg::ScalarState) <= MAXIMUM_ALIGNOF &&
+                      alignof(agg::UniqueCountState) <= MAXIMUM_ALIGNOF &&
+                      alignof(agg::LatestState) <= MAXIMUM_ALIGNOF &&
+                      alignof(agg::CounterState) <= MAXIMUM_ALIGNOF,
+                  "palloc aligns to MAXIMUM_ALIGNOF");
+    std::size_t state_size = sizeof(agg::CounterState);
+    if (kind == LineKind::unique_count)
+        state_size = sizeof(agg::UniqueCountState);
+    else if (kind == LineKind::latest)
+        state_size = sizeof(agg::LatestState);
+    else if (kind != LineKind::counter)
+        state_size = sizeof(agg::ScalarState);
+    std::size_t size = MAXALIGN(sizeof(LineState)) + state_size;
+    auto* memory = static_cast<char*>(pg_safe([&] { return MemoryContextAlloc(context, size); }));
+    auto* line = new (memory) LineState(context, kind);
+    void* at = memory + MAXALIGN(sizeof(LineState));
+    switch (kind) {
+    case LineKind::count:
+    case LineKind::sum:
+    case LineKind::max:
+    case LineKind::min:
+        line->state = new (at) agg::ScalarState(static_cast<agg::ScalarKind>(kind), &line->memory);
+        break;
+    case LineKind::unique_count:
+        line->state = new (at) agg::UniqueCountState(&line->memory);
+        break;
+    case LineKind::latest:
+        line->state = new (at) agg::LatestState(true, &line->memory);
+        break;
+    case LineKind::counter:
+        line->state = new (at) agg::CounterState(true, &line->memory);
+        break;
+    }
+    return line;
+}
+
+void merge_line(LineState& into, const LineState& other)
+{
+    if (into.kind != other.kind)
+        throw core::Error(core::sqlstate::kInvalidParameter, "line states of different kinds");
+    switch (into.kind) {
+    case LineKind::count:
+    case LineKind::sum:
+    case LineKind::max:
+    case LineKind::min:
+        into.as<agg::ScalarState>().merge(other.as<agg::ScalarState>());
+        break;
+    case LineKind::unique_count:
+        into.as<agg::UniqueCountState>().merge(other.as<agg::UniqueCountState>());
+        break;
+    case LineKind::latest:
+        into.as<agg::LatestState>().merge(other.as<agg::LatestState>());
+        break;
+    case LineKind::counter:
+        into.as<agg::CounterState>().merge(other.as<agg::CounterState>());
+        break;
+    }
+}
+
+MemoryContext line_aggregate_context(FunctionCallInfo fcinfo)
+{
+    MemoryContext aggcontext = nullptr;
+    if (AggCheckCallContext(fcinfo, &aggcontext) == 0)
+        throw core::Error(core::sqlstate::kInvalidParameter,
+                          "metering._line_quantity is called outside an aggregate");
+    return aggcontext;
+}
+
+Datum line_trans(FunctionCallInfo fcinfo)
+{
+    MemoryContext aggcontext = line_aggregate_context(fcinfo);
+    if (PG_ARGISNULL(1))
+        return unchanged_state(fcinfo);
+    LineKind kind = line_kind(PG_GETARG_INT32(1));
+    auto* line = PG_ARGISNULL(0) ? nullptr : reinterpret_cast<LineState*>(PG_GETARG_POINTER(0));
+    if (line != nullptr && line->kind != kind)
+        throw core::Error(core::sqlstate::kInvalidParameter, "a line's kind changed between rows");
+    // A row that does not count leaves no state.
+    switch (kind) {
+    case LineKind::count:
+        if (line == nullptr)
+            line = new_line_state(aggcontext, kind);
+        line->as<agg::ScalarState>().add_row();
+        break;
+    case LineKind::sum:
+    case LineKind::max:
+    case LineKind::min: {
+        if (PG_ARGISNULL(2))
+            return unchanged_state(fcinfo);
+        std::optional<agg::FixedValue> fixed = fixed_of(PG_GETARG_DATUM(2));
+        std::optional<core::Decimal> wide;
+        if (!fixed)
+            wide = decimal_arg(fcinfo, 2, "value");
+        if (line == nullptr)
+            line = new_line_state(aggcontext, kind);
+        if (fixed)
+            line->as<agg::ScalarState>().add(*fixed);
+        else
+            line->as<agg::ScalarState>().add(*wide);
+        break;
+    }
+    case LineKind::unique_count: {
+        if (PG_ARGISNULL(3))
+            return unchanged_state(fcinfo);
+        std::string_view value = text_arg(fcinfo, 3);
+        if (line == nullptr)
+            line = new_line_state(aggcontext, kind);
+        line->as<agg::UniqueCountState>().add(value);
+        break;
+    }
+    case LineKind::latest: {
+        if (PG_ARGISNULL(2) || PG_ARGISNULL(4))
+            return unchanged_state(fcinfo);
+        std::int64_t tiebreak = tiebreak_arg(fcinfo, 5, true);
+        core::Decimal value = decimal_arg(fcinfo, 2, "value");
+        if (line == nullptr)
+            line = new_line_state(aggcontext, kind);
+        line->as<agg::LatestState>().add(value, PG_GETARG_TIMESTAMPTZ(4), tiebreak);
+        break;
+    }
+    case LineKind::counter: {
+        auto op = agg::CounterOp::increment;
+        if (!PG_ARGISNULL(6))
+            op = agg::parse_counter_op(text_arg(fcinfo, 6));
+        if (PG_ARGISNULL(2) || PG_ARGISNULL(4))
+            return unchanged_state(fcinfo);
+        std::int64_t tiebreak = tiebreak_arg(fcinfo, 5, true);
+        core::Decimal value = decimal_arg(fcinfo, 2, "value");
+        if (line == nullptr)
+            line = new_line_state(aggcontext, kind);
+        line->as<agg::CounterState>().add(op, value, PG_GETARG_TIMESTAMPTZ(4), tiebreak);
+        break;
+    }
+    }
+    PG_RETURN_POINTER(line);
+}
+
+Datum line_combine(FunctionCallInfo fcinfo)
+{
+    MemoryContext aggcontext = line_aggregate_context(fcinfo);
+    if (PG_ARGISNULL(1))
+        return unchanged_state(fcinfo);
+    const auto* other = reinterpret_cast<const LineState*>(PG_GETARG_POINTER(1));
+    auto* line = PG_ARGISNULL(0) ? new_line_state(aggcontext, other->kind)
+                                 : reinterpret_cast<LineState*>(PG_GETARG_POINTER(0));
+    merge_line(*line, *other);
+    PG_RETURN_POINTER(line);
+}
+
+// bytea: the kind (1 byte), then the core's serialized state.
+Datum line_serialize(FunctionCallInfo fcinfo)
+{
+    line_aggregate_context(fcinfo);
+    auto* line = reinterpret_cast<LineState*>(PG_GETARG_POINTER(0));
+    std::string bytes(1, char(static_cast<std::int32_t>(line->kind)));
+    switch (line->kind) {
+    case LineKind::count:
+    case LineKind::sum:
+    case LineKind::max:
+    case LineKind::min:
+        bytes += line->as<agg::ScalarState>().serialized();
+        break;
+    case LineKind::unique_count:
+        bytes += line->as<agg::UniqueCountState>().serialized();
+        break;
+    case LineKind::latest:
+        bytes += line->as<agg::LatestState>().serialized();
+        break;
+    case LineKind::counter:
+        bytes += line->as<agg::CounterState>().serialized();
+        break;
+    }
+    return bytes_datum(bytes);
+}
+
+Datum line_deserialize(FunctionCallInfo fcinfo)
+{
+    line_aggregate_context(fcinfo);
+    std::string_view bytes = state_bytes(PG_GETARG_DATUM(0));
+    if (bytes.empty())
+        throw core::Error(core::sqlstate::kInvalidBinaryRepresentation, "empty line state");
+    LineState* line = new_line_state(CurrentMemoryContext, line_kind(static_cast<unsigned char>(bytes[0])));
+    bytes.remove_prefix(1);
+    switch (line->kind) {
+    case LineKind::count:
+    case LineKind::sum:
+    case LineKind::max:
+    case LineKind::min:
+        line->as<agg::ScalarState>().parse(bytes);
+        break;
+    case LineKind::unique_count:
+        line->as<agg::UniqueCountState>().parse(bytes);
+        break;
+    case LineKind::latest:
+        line->as<agg::LatestState>().parse(bytes);
+        break;
+    case LineKind::counter:
+        line->as<agg::CounterState>().parse(bytes);
+        break;
+    }
+    PG_RETURN_POINTER(line);
+}
+
+// count: the rows; sum, max, min: the value (NULL without one, as Postgres's);
+// unique_count: the number of values; latest: the value (NULL without one);
+// counter: the total. NULL when no row counted.
+Datum line_final(FunctionCallInfo fcinfo)
+{
+    if (PG_ARGISNULL(0))
+        return null_datum(fcinfo);
+    const auto* line = reinterpret_cast<const LineState*>(PG_GETARG_POINTER(0));
+    switch (line->kind) {
+    case LineKind::count:
+    case LineKind::sum:
+    case LineKind::max:
+    case LineKind::min: {
+        std::optional<core::Decimal> value = line->as<agg::ScalarState>().result();
+        return value ? numeric_datum(*value) : null_datum(fcinfo);
+    }
+    case LineKind::unique_count:
+        return numeric_datum(core::Decimal::from_int(std::int64_t(line->as<agg::UniqueCountState>().count())));
+    case LineKind::latest:
+        if (line->as<agg::LatestState>().empty())
+            return null_datum(fcinfo);
+        return numeric_datum(line->as<agg::LatestState>().value());
+    case LineKind::counter:
+        return numeric_datum(line->as<agg::CounterState>().total());
+    }
+    return null_datum(fcinfo);
+}
+
 }  // namespace
 
 extern "C" {
@@ -719,6 +1043,38 @@ Datum metering_time_weighted_final(PG_FUNCTION_ARGS)
         Reader<agg::TimeWeightedState> state(PG_GETARG_DATUM(0));
         return numeric_datum(state.state().value_hours());
     });
+}
+
+// --- metering._line_quantity ------------------------------------------------------------
+
+PG_FUNCTION_INFO_V1(metering_line_quantity_trans);
+Datum metering_line_quantity_trans(PG_FUNCTION_ARGS)
+{
+    return guarded([&] { return line_trans(fcinfo); });
+}
+
+PG_FUNCTION_INFO_V1(metering_line_quantity_combine);
+Datum metering_line_quantity_combine(PG_FUNCTION_ARGS)
+{
+    return guarded([&] { return line_combine(fcinfo); });
+}
+
+PG_FUNCTION_INFO_V1(metering_line_quantity_serialize);
+Datum metering_line_quantity_serialize(PG_FUNCTION_ARGS)
+{
+    return guarded([&] { return line_serialize(fcinfo); });
+}
+
+PG_FUNCTION_INFO_V1(metering_line_quantity_deserialize);
+Datum metering_line_quantity_deserialize(PG_FUNCTION_ARGS)
+{
+    return guarded([&] { return line_deserialize(fcinfo); });
+}
+
+PG_FUNCTION_INFO_V1(metering_line_quantity_final);
+Datum metering_line_quantity_final(PG_FUNCTION_ARGS)
+{
+    return guarded([&] { return line_final(fcinfo); });
 }
 
 }  // extern "C"

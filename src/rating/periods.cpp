@@ -96,4 +96,44 @@ Datum metering_periods(PG_FUNCTION_ARGS)
     });
 }
 
+// metering._cut_periods(anchor, billing_interval, timezone, starts_at, ends_at, to_ts)
+//   -> (period_start, period_end, full_start, full_end): the periods of a
+// subscription over [starts_at, ends_at) ('infinity' when open) that overlap
+// [starts_at, to_ts), cut to [starts_at, ends_at) (full_*: the whole period),
+// in order. metering._started_periods calls it once per subscription: a filter
+// on the view's bounds is then a filter on this function's rows alone, which
+// the planner estimates as such (one period per subscription for "the period
+// containing t"), instead of a join clause between two relations.
+PG_FUNCTION_INFO_V1(metering_cut_periods);
+Datum metering_cut_periods(PG_FUNCTION_ARGS)
+{
+    return metering::pg::guarded([&]() -> Datum {
+        TimestampTz anchor = PG_GETARG_TIMESTAMPTZ(0);
+        Interval* interval = PG_GETARG_INTERVAL_P(1);
+        text* tz = PG_GETARG_TEXT_PP(2);
+        TimestampTz starts_at = PG_GETARG_TIMESTAMPTZ(3);
+        TimestampTz ends_at = PG_GETARG_TIMESTAMPTZ(4);
+        TimestampTz to = PG_GETARG_TIMESTAMPTZ(5);
+        require_finite("billing_anchor", anchor);
+        require_finite("starts_at", starts_at);
+        TimestampTz until = to < ends_at ? to : ends_at;
+        std::vector<Row> rows;
+        if (starts_at < until) {
+            require_finite("to_ts", until);
+            rows = periods(anchor, interval, tz, starts_at, until);
+        }
+        metering::pg::pg_safe([&] { InitMaterializedSRF(fcinfo, 0); });
+        auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+        for (const Row& row : rows) {
+            Datum values[4] = {TimestampTzGetDatum(row.start > starts_at ? row.start : starts_at),
+                               TimestampTzGetDatum(row.end < ends_at ? row.end : ends_at),
+                               TimestampTzGetDatum(row.start), TimestampTzGetDatum(row.end)};
+            bool nulls[4] = {false, false, false, false};
+            metering::pg::pg_safe(
+                [&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls); });
+        }
+        return (Datum) 0;
+    });
+}
+
 }  // extern "C"

@@ -27,10 +27,18 @@ CREATE TABLE metering.meters (
     filter          jsonb CHECK (filter IS NULL OR jsonb_typeof(filter) = 'object'),
     allow_negative  boolean NOT NULL,
     expression      text CHECK ((aggregation = 'custom') = (expression IS NOT NULL)),
-    created_at      timestamptz NOT NULL DEFAULT now()
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    -- a number is cheaper than the text to test for every event in invoice_lines
+    kind            integer NOT NULL GENERATED ALWAYS AS (
+                        CASE aggregation WHEN 'count' THEN 1 WHEN 'sum' THEN 2 WHEN 'max' THEN 3
+                                         WHEN 'min' THEN 4 WHEN 'unique_count' THEN 5 WHEN 'latest' THEN 6
+                                         WHEN 'counter' THEN 7 ELSE 0 END) STORED
 );
 COMMENT ON TABLE metering.meters IS
     'Billable metrics: how the events of a meter aggregate per billing period.';
+COMMENT ON COLUMN metering.meters.kind IS
+    'The aggregation as a number for the set-based plan of invoice_lines: 1 count, 2 sum, 3 max, 4 min, '
+    '5 unique_count, 6 latest, 7 counter; 0 (time_weighted, custom): one line at a time.';
 
 CREATE TABLE metering.plans (
     code             text COLLATE "C" PRIMARY KEY,
@@ -365,6 +373,308 @@ COMMENT ON FUNCTION metering.usage(text, text, timestamptz, timestamptz) IS
     '(a counter starts at 0 at from_ts). NULL for max, min and latest when there are no events.';
 
 ------------------------------------------------------------------------------
+-- Rating aggregates (SPEC 3 "Rating", 4 "Aggregations per billing period):
+-- metering.latest, metering.unique_count, metering.counter_total and
+-- metering.time_weighted, with combine functions (parallel aggregation) and
+-- a concrete state type, metering.aggregate_state, with text and binary I/O
+-- (partial aggregation split between shards). C code: src/rating/aggregates.cpp
+-- (bridge) and src/core/aggregates.hpp (states, semantics, memory bounds).
+--
+-- Everything here is pure (IMMUTABLE, no table access): the privileges section
+-- at the end grants it to PUBLIC.
+------------------------------------------------------------------------------
+
+CREATE TYPE metering.aggregate_state;
+
+CREATE FUNCTION metering.aggregate_state_in(cstring) RETURNS metering.aggregate_state
+    AS 'MODULE_PATHNAME', 'metering_aggregate_state_in'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION metering.aggregate_state_out(metering.aggregate_state) RETURNS cstring
+    AS 'MODULE_PATHNAME', 'metering_aggregate_state_out'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION metering.aggregate_state_recv(internal) RETURNS metering.aggregate_state
+    AS 'MODULE_PATHNAME', 'metering_aggregate_state_recv'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION metering.aggregate_state_send(metering.aggregate_state) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'metering_aggregate_state_send'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE metering.aggregate_state (
+    INPUT = metering.aggregate_state_in,
+    OUTPUT = metering.aggregate_state_out,
+    RECEIVE = metering.aggregate_state_recv,
+    SEND = metering.aggregate_state_send,
+    INTERNALLENGTH = VARIABLE,
+    STORAGE = extended
+);
+
+COMMENT ON TYPE metering.aggregate_state IS
+    'Partial state of metering.latest, unique_count, counter_total or time_weighted. Text form: '
+    '\x and hexadecimal digits; binary form: the same bytes. Every input is checked (22P02/22P03). '
+    'Finish a state with the aggregate''s *_final function, merge two with its *_combine function.';
+COMMENT ON FUNCTION metering.aggregate_state_in(cstring) IS
+    'Text input of metering.aggregate_state: \x and hexadecimal digits; the state is checked.';
+COMMENT ON FUNCTION metering.aggregate_state_out(metering.aggregate_state) IS
+    'Text output of metering.aggregate_state: \x and hexadecimal digits.';
+COMMENT ON FUNCTION metering.aggregate_state_recv(internal) IS
+    'Binary input of metering.aggregate_state; the state is checked.';
+COMMENT ON FUNCTION metering.aggregate_state_send(metering.aggregate_state) IS
+    'Binary output of metering.aggregate_state: the serialized state.';
+
+------------------------------------------------------------------------------
+-- latest(value, at [, tiebreak])
+------------------------------------------------------------------------------
+
+CREATE FUNCTION metering.latest_trans(state metering.aggregate_state, value numeric, at timestamptz)
+    RETURNS metering.aggregate_state
+    AS 'MODULE_PATHNAME', 'metering_latest_trans'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION metering.latest_trans(state metering.aggregate_state, value numeric, at timestamptz,
+        tiebreak bigint)
+    RETURNS metering.aggregate_state
+    AS 'MODULE_PATHNAME', 'metering_latest_trans'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION metering.latest_combine(a metering.aggregate_state, b metering.aggregate_state)
+    RETURNS metering.aggregate_state
+    AS 'MODULE_PATHNAME', 'metering_latest_combine'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION metering.latest_final(state metering.aggregate_state) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'metering_latest_final'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE AGGREGATE metering.latest(value numeric, at timestamptz) (
+    SFUNC = metering.latest_trans,
+    STYPE = metering.aggregate_state,
+    SSPACE = 48,
+    COMBINEFUNC = metering.latest_combine,
+    FINALFUNC = metering.latest_final,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE metering.latest(value numeric, at timestamptz, tiebreak bigint) (
+    SFUNC = metering.latest_trans,
+    STYPE = metering.aggregate_state,
+    SSPACE = 56,
+    COMBINEFUNC = metering.latest_combine,
+    FINALFUNC = metering.latest_final,
+    PARALLEL = SAFE
+);
+
+COMMENT ON FUNCTION metering.latest_trans(metering.aggregate_state, numeric, timestamptz) IS
+    'Transition function of metering.latest(value, at).';
+COMMENT ON FUNCTION metering.latest_trans(metering.aggregate_state, numeric, timestamptz, bigint) IS
+    'Transition function of metering.latest(value, at, tiebreak).';
+COMMENT ON FUNCTION metering.latest_combine(metering.aggregate_state, metering.aggregate_state) IS
+    'Combines two partial states of metering.latest (either form, not mixed).';
+COMMENT ON FUNCTION metering.latest_final(metering.aggregate_state) IS
+    'Final function of metering.latest: the value, or NULL for no row.';
+COMMENT ON AGGREGATE metering.latest(numeric, timestamptz) IS
+    'The value with the greatest at; at one instant the greater value wins (so the result does not '
+    'depend on the order of rows or of parallel workers). Rows with a NULL value or at are ignored; '
+    'NULL when there is none. Infinite at or a NaN/infinite value: error. O(1) memory.';
+COMMENT ON AGGREGATE metering.latest(numeric, timestamptz, bigint) IS
+    'The value with the greatest (at, tiebreak): pass event_id as tiebreak so that at one instant '
+    'the later-ingested event wins (then the greater value, for equal tiebreaks). tiebreak must not '
+    'be NULL. O(1) memory.';
+
+------------------------------------------------------------------------------
+-- unique_count(value)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION metering.unique_count_trans(state metering.aggregate_state, value text)
+    RETURNS metering.aggregate_state
+    AS 'MODULE_PATHNAME', 'metering_unique_count_trans'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION metering.unique_count_combine(a metering.aggregate_state, b metering.aggregate_state)
+    RETURNS metering.aggregate_state
+    AS 'MODULE_PATHNAME', 'metering_unique_count_combine'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION metering.unique_count_final(state metering.aggregate_state) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'metering_unique_count_final'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE AGGREGATE metering.unique_count(value text) (
+    SFUNC = metering.unique_count_trans,
+    STYPE = metering.aggregate_state,
+    SSPACE = 2048,
+    COMBINEFUNC = metering.unique_count_combine,
+    FINALFUNC = metering.unique_count_final,
+    PARALLEL = SAFE
+);
+
+COMMENT ON FUNCTION metering.unique_count_trans(metering.aggregate_state, text) IS
+    'Transition function of metering.unique_count.';
+COMMENT ON FUNCTION metering.unique_count_combine(metering.aggregate_state, metering.aggregate_state) IS
+    'Combines two partial states of metering.unique_count.';
+COMMENT ON FUNCTION metering.unique_count_final(metering.aggregate_state) IS
+    'Final function of metering.unique_count: the number of distinct values, 0 for none.';
+COMMENT ON AGGREGATE metering.unique_count(text) IS
+    'Exact number of distinct non-NULL values, compared byte for byte (as COLLATE "C"); 0 when there '
+    'is none. Memory: the value plus about 20 bytes per distinct value (at most 2 x (length + 1) + 23); '
+    'at most 1000000 distinct values and 256 MiB of them per group, else error 54000.';
+
+------------------------------------------------------------------------------
+-- counter_total(op, value, at [, tiebreak])
+------------------------------------------------------------------------------
+
+CREATE FUNCTION metering.counter_total_trans(state metering.aggregate_state, op text, value numeric,
+        at timestamptz)
+    RETURNS metering.aggregate_state
+    AS 'MODULE_PATHNAME', 'metering_counter_total_trans'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION metering.counter_total_trans(state metering.aggregate_state, op text, value numeric,
+        at timestamptz, tiebreak bigint)
+    RETURNS metering.aggregate_state
+    AS 'MODULE_PATHNAME', 'metering_counter_total_trans'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION metering.counter_total_combine(a metering.aggregate_state, b metering.aggregate_state)
+    RETURNS metering.aggregate_state
+    AS 'MODULE_PATHNAME', 'metering_counter_total_combine'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION metering.counter_total_final(state metering.aggregate_state) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'metering_counter_total_final'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE AGGREGATE metering.counter_total(op text, value numeric, at timestamptz) (
+    SFUNC = metering.counter_total_trans,
+    STYPE = metering.aggregate_state,
+    SSPACE = 2048,
+    COMBINEFUNC = metering.counter_total_combine,
+    FINALFUNC = metering.counter_total_final,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE metering.counter_total(op text, value numeric, at timestamptz, tiebreak bigint) (
+    SFUNC = metering.counter_total_trans,
+    STYPE = metering.aggregate_state,
+    SSPACE = 2048,
+    COMBINEFUNC = metering.counter_total_combine,
+    FINALFUNC = metering.counter_total_final,
+    PARALLEL = SAFE
+);
+
+COMMENT ON FUNCTION metering.counter_total_trans(metering.aggregate_state, text, numeric, timestamptz) IS
+    'Transition function of metering.counter_total(op, value, at).';
+COMMENT ON FUNCTION metering.counter_total_trans(metering.aggregate_state, text, numeric, timestamptz, bigint) IS
+    'Transition function of metering.counter_total(op, value, at, tiebreak).';
+COMMENT ON FUNCTION metering.counter_total_combine(metering.aggregate_state, metering.aggregate_state) IS
+    'Combines two partial states of metering.counter_total (either form, not mixed).';
+COMMENT ON FUNCTION metering.counter_total_final(metering.aggregate_state) IS
+    'Final function of metering.counter_total: the counter''s value, 0 for no row.';
+COMMENT ON AGGREGATE metering.counter_total(text, numeric, timestamptz) IS
+    'Value of a counter after the rows, from 0: the last ''set'' (greatest at; at one instant the '
+    'greater value) plus every ''increment'' at or after it (an increment at the instant of a set '
+    'counts after it). op is ''increment'' or ''set'', NULL means increment, anything else: error '
+    '22023. Rows with a NULL value or at are ignored. Memory: about 24 bytes plus the value per '
+    'distinct instant of the increments after the last set; at most 1000000, else error 54000.';
+COMMENT ON AGGREGATE metering.counter_total(text, numeric, timestamptz, bigint) IS
+    'metering.counter_total ordered by (at, tiebreak): pass event_id as tiebreak so that operations '
+    'at one instant apply in ingestion order (an increment with the same key as a set counts after '
+    'it). tiebreak must not be NULL.';
+
+------------------------------------------------------------------------------
+-- time_weighted(value, at, period_start, period_end [, tiebreak])
+------------------------------------------------------------------------------
+
+CREATE FUNCTION metering.time_weighted_trans(state metering.aggregate_state, value numeric,
+        at timestamptz, period_start timestamptz, period_end timestamptz)
+    RETURNS metering.aggregate_state
+    AS 'MODULE_PATHNAME', 'metering_time_weighted_trans'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION metering.time_weighted_trans(state metering.aggregate_state, value numeric,
+        at timestamptz, period_start timestamptz, period_end timestamptz, tiebreak bigint)
+    RETURNS metering.aggregate_state
+    AS 'MODULE_PATHNAME', 'metering_time_weighted_trans'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION metering.time_weighted_combine(a metering.aggregate_state, b metering.aggregate_state)
+    RETURNS metering.aggregate_state
+    AS 'MODULE_PATHNAME', 'metering_time_weighted_combine'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION metering.time_weighted_final(state metering.aggregate_state) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'metering_time_weighted_final'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE AGGREGATE metering.time_weighted(value numeric, at timestamptz, period_start timestamptz,
+        period_end timestamptz) (
+    SFUNC = metering.time_weighted_trans,
+    STYPE = metering.aggregate_state,
+    SSPACE = 2048,
+    COMBINEFUNC = metering.time_weighted_combine,
+    FINALFUNC = metering.time_weighted_final,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE metering.time_weighted(value numeric, at timestamptz, period_start timestamptz,
+        period_end timestamptz, tiebreak bigint) (
+    SFUNC = metering.time_weighted_trans,
+    STYPE = metering.aggregate_state,
+    SSPACE = 2048,
+    COMBINEFUNC = metering.time_weighted_combine,
+    FINALFUNC = metering.time_weighted_final,
+    PARALLEL = SAFE
+);
+
+COMMENT ON FUNCTION metering.time_weighted_trans(metering.aggregate_state, numeric, timestamptz, timestamptz, timestamptz) IS
+    'Transition function of metering.time_weighted(value, at, period_start, period_end).';
+COMMENT ON FUNCTION metering.time_weighted_trans(metering.aggregate_state, numeric, timestamptz, timestamptz, timestamptz, bigint) IS
+    'Transition function of metering.time_weighted(value, at, period_start, period_end, tiebreak).';
+COMMENT ON FUNCTION metering.time_weighted_combine(metering.aggregate_state, metering.aggregate_state) IS
+    'Combines two partial states of metering.time_weighted (same period; either form, not mixed).';
+COMMENT ON FUNCTION metering.time_weighted_final(metering.aggregate_state) IS
+    'Final function of metering.time_weighted: the integral in value x hours, 0 for no row.';
+COMMENT ON AGGREGATE metering.time_weighted(numeric, timestamptz, timestamptz, timestamptz) IS
+    'Integral of a gauge over [period_start, period_end) in value x hours: each value holds until '
+    'the next point; before the first point in the period the gauge holds the last value before '
+    'period_start (pass those rows too; only the latest counts), else 0; rows at or after period_end '
+    'do not count; at one instant the greater value wins. Exact when the result is a terminating '
+    'decimal of at most (scale of the values + 16) fraction digits, shown with the fewest digits '
+    '>= the values'' scale; otherwise rounded half away from zero to that many. Every row of a group '
+    'must pass the same period (error 22023). Memory: about 24 bytes plus the value per distinct '
+    'instant in the period; at most 1000000, else error 54000.';
+COMMENT ON AGGREGATE metering.time_weighted(numeric, timestamptz, timestamptz, timestamptz, bigint) IS
+    'metering.time_weighted where, at one instant, the greatest tiebreak (pass event_id: the '
+    'later-ingested) wins, then the greater value. tiebreak must not be NULL.';
+
+-- metering._line_quantity(kind, value, text_value, at, tiebreak, op): the
+-- quantity of an invoice line of kind count (1), sum (2), max (3), min (4),
+-- unique_count (5), latest (6) or counter (7) in one aggregate, with an `internal` state allocated in the aggregate's memory
+-- (no memory context per group), so that a hash aggregation over every line of a
+-- period stays small (docs/rating.md, "How the usage lines are computed").
+CREATE FUNCTION metering._line_quantity_trans(internal, integer, numeric, text, timestamptz, bigint, text)
+    RETURNS internal AS 'MODULE_PATHNAME', 'metering_line_quantity_trans'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION metering._line_quantity_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'metering_line_quantity_combine'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION metering._line_quantity_serialize(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'metering_line_quantity_serialize'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION metering._line_quantity_deserialize(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'metering_line_quantity_deserialize'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION metering._line_quantity_final(internal) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'metering_line_quantity_final'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE metering._line_quantity(kind integer, value numeric, text_value text, at timestamptz,
+                                         tiebreak bigint, op text) (
+    SFUNC = metering._line_quantity_trans, STYPE = internal, SSPACE = 96,
+    COMBINEFUNC = metering._line_quantity_combine,
+    SERIALFUNC = metering._line_quantity_serialize, DESERIALFUNC = metering._line_quantity_deserialize,
+    FINALFUNC = metering._line_quantity_final,
+    PARALLEL = SAFE);
+COMMENT ON FUNCTION metering._line_quantity_trans(internal, integer, numeric, text, timestamptz, bigint, text) IS
+    'Internal: transition of metering._line_quantity.';
+COMMENT ON FUNCTION metering._line_quantity_combine(internal, internal) IS
+    'Internal: combine function of metering._line_quantity.';
+COMMENT ON FUNCTION metering._line_quantity_serialize(internal) IS
+    'Internal: serial function of metering._line_quantity.';
+COMMENT ON FUNCTION metering._line_quantity_deserialize(bytea, internal) IS
+    'Internal: deserial function of metering._line_quantity.';
+COMMENT ON FUNCTION metering._line_quantity_final(internal) IS
+    'Internal: final function of metering._line_quantity.';
+COMMENT ON AGGREGATE metering._line_quantity(integer, numeric, text, timestamptz, bigint, text) IS
+    'Internal: quantity of an invoice line of kind 1 (count of rows), 2, 3, 4 (sum, max, min of value), '
+    '5 (unique_count of text_value), 6 (latest value by (at, tiebreak)) or 7 (counter total of op and '
+    'value by (at, tiebreak)).';
+
+------------------------------------------------------------------------------
 -- Rating: pricing, charges, subscriptions, billing periods, invoice lines
 -- (docs/rating.md explains the rules and the plan of the views)
 ------------------------------------------------------------------------------
@@ -405,6 +715,28 @@ COMMENT ON FUNCTION metering._check_pricing(jsonb) IS 'Internal: validates a pri
 COMMENT ON FUNCTION metering._periods(timestamptz, interval, text, timestamptz, timestamptz) IS
     'Internal: whole billing periods [anchor + k x interval, anchor + (k+1) x interval) in a time zone '
     'that overlap [from_ts, to_ts).';
+
+CREATE FUNCTION metering._cut_periods(anchor timestamptz, billing_interval interval, timezone text,
+        starts_at timestamptz, ends_at timestamptz, to_ts timestamptz)
+    RETURNS TABLE(period_start timestamptz, period_end timestamptz, full_start timestamptz, full_end timestamptz)
+    AS 'MODULE_PATHNAME', 'metering_cut_periods'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION metering._cut_periods(timestamptz, interval, text, timestamptz, timestamptz, timestamptz) IS
+    'Internal: the periods of a subscription over [starts_at, ends_at) (''infinity'' when open) that overlap '
+    '[starts_at, to_ts), cut to the subscription (full_start, full_end: the whole period).';
+-- Planner support of _due_in: a join estimate from the statistics of due_at, and the
+-- index conditions due_at >= from_ts AND due_at < to_ts (src/rating/due_in.cpp).
+CREATE FUNCTION metering._due_in_support(internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'metering_due_in_support'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION metering._due_in(due_at timestamptz, from_ts timestamptz, to_ts timestamptz) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'metering_due_in'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    SUPPORT metering._due_in_support;
+COMMENT ON FUNCTION metering._due_in(timestamptz, timestamptz, timestamptz) IS
+    'Internal: from_ts <= due_at < to_ts (an event in a billing period), with a planner support function.';
+COMMENT ON FUNCTION metering._due_in_support(internal) IS
+    'Internal: planner support of _due_in (join selectivity from due_at''s statistics, index conditions).';
 
 CREATE TABLE metering.charges (
     charge_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -624,8 +956,9 @@ DECLARE
     result numeric;
 BEGIN
     IF m.aggregation = 'custom' THEN
-        -- m.expression is Postgres's deparse of a checked aggregate (create_meter),
-        -- not text as an admin typed it.
+        -- The stored expression, never the one in the row passed: it is Postgres's
+        -- deparse of a checked aggregate (create_meter), not text as an admin typed it.
+        SELECT x.expression INTO STRICT m.expression FROM metering.meters x WHERE x.code = m.code;
         EXECUTE format('SELECT (%s)::numeric FROM metering.events ev '
                        'WHERE ev.customer_id = $1 AND ev.meter = $2 AND ev.due_at >= $3 AND ev.due_at < $4 '
                        'AND ($5::jsonb IS NULL OR ev.properties @> $5) '
@@ -696,9 +1029,70 @@ SELECT s.subscription_id, s.customer_id, s.plan_code, pl.currency, pl.base_fee,
 FROM metering.subscriptions s
 JOIN metering.customers c ON c.customer_id = s.customer_id
 JOIN metering.plans pl ON pl.code = s.plan_code
-CROSS JOIN LATERAL metering._subscription_periods(s, c.timezone, pl.billing_interval, s.starts_at, now()) p;
+CROSS JOIN LATERAL metering._cut_periods(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at,
+                                         coalesce(s.ends_at, 'infinity'), now()) p;
 COMMENT ON VIEW metering._started_periods IS
     'Internal: every billing period of every subscription that has started (cut to the subscription).';
+
+-- One row per started period x charge, with the meter's rule; k (meters.kind) numbers
+-- the kinds that _usage_quantities aggregates in one pass, 0: one line at a time.
+CREATE VIEW metering._usage_lines AS
+SELECT sp.subscription_id, sp.customer_id, sp.period_start, sp.period_end, ch.charge_id, ch.meter,
+       m.value_property, m.filter, m.kind AS k
+FROM metering._started_periods sp
+JOIN metering.charges ch ON ch.plan_code = sp.plan_code
+JOIN metering.meters m ON m.code = ch.meter;
+COMMENT ON VIEW metering._usage_lines IS
+    'Internal: every started period x charge, with the meter''s aggregation rule.';
+
+-- The quantity of every usage line, set-based (docs/rating.md, "How the usage lines are
+-- computed"): the events of the periods asked for are joined to their subscription
+-- period (by customer and due_at) and to their meter, aggregated per period and meter in
+-- one pass by metering._line_quantity, whatever the meter's kind, and matched to the
+-- plan's charges. A filter on the view's columns reaches the periods in every branch,
+-- and _due_in gives the planner both a join estimate and the primary key's range when a
+-- few periods are asked for.
+CREATE VIEW metering._usage_quantities AS
+SELECT u.subscription_id, u.customer_id, u.period_start, u.period_end, ch.charge_id, ch.meter, u.quantity
+FROM (
+    SELECT sp.subscription_id, sp.customer_id, sp.plan_code, sp.period_start, sp.period_end, m.code AS meter,
+           metering._line_quantity(
+               m.kind,
+               -- the value: none for count and unique_count; a counter's own value
+               CASE WHEN m.kind IN (1, 5) THEN NULL
+                    WHEN m.value_property IS NULL OR m.kind = 7 THEN ev.value
+                    ELSE (ev.properties ->> m.value_property)::numeric END,
+               -- the text counted by unique_count
+               CASE WHEN m.kind = 5 THEN CASE WHEN m.value_property IS NULL THEN ev.value::text
+                                              ELSE ev.properties ->> m.value_property END END,
+               ev.occurred_at, ev.event_id, ev.op) AS quantity
+    FROM metering._started_periods sp
+    JOIN metering.events ev ON ev.customer_id = sp.customer_id
+         AND metering._due_in(ev.due_at, sp.period_start, sp.period_end)
+    JOIN metering.meters m ON m.code = ev.meter
+    WHERE m.kind > 0
+      AND (m.filter IS NULL OR ev.properties @> m.filter)
+    GROUP BY sp.subscription_id, sp.customer_id, sp.plan_code, sp.period_start, sp.period_end, m.code
+) u
+JOIN metering.charges ch ON ch.plan_code = u.plan_code AND ch.meter = u.meter
+UNION ALL
+-- lines of those kinds without events in the period (one index probe each)
+SELECT l.subscription_id, l.customer_id, l.period_start, l.period_end, l.charge_id, l.meter, 0::numeric
+FROM metering._usage_lines l
+WHERE l.k > 0
+  AND NOT EXISTS (SELECT FROM metering.events ev
+                  WHERE ev.customer_id = l.customer_id AND ev.meter = l.meter
+                    AND metering._due_in(ev.due_at, l.period_start, l.period_end)
+                    AND (l.filter IS NULL OR ev.properties @> l.filter))
+UNION ALL
+-- custom and time_weighted: one line at a time
+SELECT l.subscription_id, l.customer_id, l.period_start, l.period_end, l.charge_id, l.meter,
+       metering._quantity(m, l.customer_id, l.period_start, l.period_end)
+FROM metering._usage_lines l
+JOIN metering.meters m ON m.code = l.meter
+WHERE l.k = 0;
+COMMENT ON VIEW metering._usage_quantities IS
+    'Internal: the quantity of every usage line (subscription x started period x charge).';
 
 CREATE VIEW metering.invoice_lines AS
 SELECT sp.subscription_id, sp.customer_id, sp.period_start, sp.period_end,
@@ -711,19 +1105,18 @@ SELECT sp.subscription_id, sp.customer_id, sp.period_start, sp.period_end,
        sp.currency, 'base_fee'::text AS kind
 FROM metering._started_periods sp
 UNION ALL
-SELECT sp.subscription_id, sp.customer_id, sp.period_start, sp.period_end,
-       ch.charge_id, ch.meter::text,
-       'Usage of ' || ch.meter AS description,
+SELECT u.subscription_id, u.customer_id, u.period_start, u.period_end,
+       u.charge_id, u.meter::text,
+       'Usage of ' || u.meter AS description,
        q.quantity,
        metering._free_units(ch.pricing),
        metering._billable_quantity(q.quantity, ch.pricing),
-       round(metering.rate(q.quantity, ch.pricing), sp.exponent),
-       sp.currency, 'usage'::text
-FROM metering._started_periods sp
-JOIN metering.charges ch ON ch.plan_code = sp.plan_code
-JOIN metering.meters m ON m.code = ch.meter
-CROSS JOIN LATERAL (SELECT coalesce(metering._quantity(m, sp.customer_id, sp.period_start, sp.period_end), 0)
-                    AS quantity) q;
+       round(metering.rate(q.quantity, ch.pricing), metering.currency_exponent(pl.currency)),
+       pl.currency, 'usage'::text
+FROM metering._usage_quantities u
+JOIN metering.charges ch ON ch.charge_id = u.charge_id
+JOIN metering.plans pl ON pl.code = ch.plan_code
+CROSS JOIN LATERAL (SELECT coalesce(u.quantity, 0) AS quantity) q;
 COMMENT ON VIEW metering.invoice_lines IS
     'One line per subscription x started period x charge, plus the base fee (in arrears, prorated by '
     'elapsed time for a partial first or last period); amount is rounded once, half away from zero, to '
@@ -1169,270 +1562,19 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA metering FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA metering FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION metering.currency_exponent(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION metering.rate(numeric, jsonb), metering.rate_breakdown(numeric, jsonb) TO PUBLIC;
-------------------------------------------------------------------------------
--- Rating aggregates (SPEC 3 "Rating", 4 "Aggregations per billing period):
--- metering.latest, metering.unique_count, metering.counter_total and
--- metering.time_weighted, with combine functions (parallel aggregation) and
--- a concrete state type, metering.aggregate_state, with text and binary I/O
--- (partial aggregation split between shards). C code: src/rating/aggregates.cpp
--- (bridge) and src/core/aggregates.hpp (states, semantics, memory bounds).
---
--- This block depends only on the schema. It comes at the END of the install
--- script, after the privileges section (whose REVOKE EXECUTE ON ALL FUNCTIONS
--- would otherwise take back the GRANTs below). Everything here is pure
--- (IMMUTABLE, no table access), so PUBLIC may execute it.
-------------------------------------------------------------------------------
-
-CREATE TYPE metering.aggregate_state;
-
-CREATE FUNCTION metering.aggregate_state_in(cstring) RETURNS metering.aggregate_state
-    AS 'MODULE_PATHNAME', 'metering_aggregate_state_in'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION metering.aggregate_state_out(metering.aggregate_state) RETURNS cstring
-    AS 'MODULE_PATHNAME', 'metering_aggregate_state_out'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION metering.aggregate_state_recv(internal) RETURNS metering.aggregate_state
-    AS 'MODULE_PATHNAME', 'metering_aggregate_state_recv'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION metering.aggregate_state_send(metering.aggregate_state) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'metering_aggregate_state_send'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE TYPE metering.aggregate_state (
-    INPUT = metering.aggregate_state_in,
-    OUTPUT = metering.aggregate_state_out,
-    RECEIVE = metering.aggregate_state_recv,
-    SEND = metering.aggregate_state_send,
-    INTERNALLENGTH = VARIABLE,
-    STORAGE = extended
-);
-
-COMMENT ON TYPE metering.aggregate_state IS
-    'Partial state of metering.latest, unique_count, counter_total or time_weighted. Text form: '
-    '\x and hexadecimal digits; binary form: the same bytes. Every input is checked (22P02/22P03). '
-    'Finish a state with the aggregate''s *_final function, merge two with its *_combine function.';
-COMMENT ON FUNCTION metering.aggregate_state_in(cstring) IS
-    'Text input of metering.aggregate_state: \x and hexadecimal digits; the state is checked.';
-COMMENT ON FUNCTION metering.aggregate_state_out(metering.aggregate_state) IS
-    'Text output of metering.aggregate_state: \x and hexadecimal digits.';
-COMMENT ON FUNCTION metering.aggregate_state_recv(internal) IS
-    'Binary input of metering.aggregate_state; the state is checked.';
-COMMENT ON FUNCTION metering.aggregate_state_send(metering.aggregate_state) IS
-    'Binary output of metering.aggregate_state: the serialized state.';
+-- What the views call: a role that may SELECT a view may run them. They run as the
+-- caller (reading events still needs SELECT on it); the pure ones do not read tables.
+GRANT EXECUTE ON FUNCTION
+    metering._cut_periods(timestamptz, interval, text, timestamptz, timestamptz, timestamptz),
+    metering._due_in(timestamptz, timestamptz, timestamptz),
+    metering._free_units(jsonb),
+    metering._billable_quantity(numeric, jsonb),
+    metering._quantity(metering.meters, text, timestamptz, timestamptz, bigint[]),
+    metering._line_quantity(integer, numeric, text, timestamptz, bigint, text)
+TO PUBLIC;
 
 ------------------------------------------------------------------------------
--- latest(value, at [, tiebreak])
-------------------------------------------------------------------------------
-
-CREATE FUNCTION metering.latest_trans(state metering.aggregate_state, value numeric, at timestamptz)
-    RETURNS metering.aggregate_state
-    AS 'MODULE_PATHNAME', 'metering_latest_trans'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION metering.latest_trans(state metering.aggregate_state, value numeric, at timestamptz,
-        tiebreak bigint)
-    RETURNS metering.aggregate_state
-    AS 'MODULE_PATHNAME', 'metering_latest_trans'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION metering.latest_combine(a metering.aggregate_state, b metering.aggregate_state)
-    RETURNS metering.aggregate_state
-    AS 'MODULE_PATHNAME', 'metering_latest_combine'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION metering.latest_final(state metering.aggregate_state) RETURNS numeric
-    AS 'MODULE_PATHNAME', 'metering_latest_final'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE AGGREGATE metering.latest(value numeric, at timestamptz) (
-    SFUNC = metering.latest_trans,
-    STYPE = metering.aggregate_state,
-    SSPACE = 48,
-    COMBINEFUNC = metering.latest_combine,
-    FINALFUNC = metering.latest_final,
-    PARALLEL = SAFE
-);
-CREATE AGGREGATE metering.latest(value numeric, at timestamptz, tiebreak bigint) (
-    SFUNC = metering.latest_trans,
-    STYPE = metering.aggregate_state,
-    SSPACE = 56,
-    COMBINEFUNC = metering.latest_combine,
-    FINALFUNC = metering.latest_final,
-    PARALLEL = SAFE
-);
-
-COMMENT ON FUNCTION metering.latest_trans(metering.aggregate_state, numeric, timestamptz) IS
-    'Transition function of metering.latest(value, at).';
-COMMENT ON FUNCTION metering.latest_trans(metering.aggregate_state, numeric, timestamptz, bigint) IS
-    'Transition function of metering.latest(value, at, tiebreak).';
-COMMENT ON FUNCTION metering.latest_combine(metering.aggregate_state, metering.aggregate_state) IS
-    'Combines two partial states of metering.latest (either form, not mixed).';
-COMMENT ON FUNCTION metering.latest_final(metering.aggregate_state) IS
-    'Final function of metering.latest: the value, or NULL for no row.';
-COMMENT ON AGGREGATE metering.latest(numeric, timestamptz) IS
-    'The value with the greatest at; at one instant the greater value wins (so the result does not '
-    'depend on the order of rows or of parallel workers). Rows with a NULL value or at are ignored; '
-    'NULL when there is none. Infinite at or a NaN/infinite value: error. O(1) memory.';
-COMMENT ON AGGREGATE metering.latest(numeric, timestamptz, bigint) IS
-    'The value with the greatest (at, tiebreak): pass event_id as tiebreak so that at one instant '
-    'the later-ingested event wins (then the greater value, for equal tiebreaks). tiebreak must not '
-    'be NULL. O(1) memory.';
-
-------------------------------------------------------------------------------
--- unique_count(value)
-------------------------------------------------------------------------------
-
-CREATE FUNCTION metering.unique_count_trans(state metering.aggregate_state, value text)
-    RETURNS metering.aggregate_state
-    AS 'MODULE_PATHNAME', 'metering_unique_count_trans'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION metering.unique_count_combine(a metering.aggregate_state, b metering.aggregate_state)
-    RETURNS metering.aggregate_state
-    AS 'MODULE_PATHNAME', 'metering_unique_count_combine'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION metering.unique_count_final(state metering.aggregate_state) RETURNS bigint
-    AS 'MODULE_PATHNAME', 'metering_unique_count_final'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE;
-
-CREATE AGGREGATE metering.unique_count(value text) (
-    SFUNC = metering.unique_count_trans,
-    STYPE = metering.aggregate_state,
-    SSPACE = 2048,
-    COMBINEFUNC = metering.unique_count_combine,
-    FINALFUNC = metering.unique_count_final,
-    PARALLEL = SAFE
-);
-
-COMMENT ON FUNCTION metering.unique_count_trans(metering.aggregate_state, text) IS
-    'Transition function of metering.unique_count.';
-COMMENT ON FUNCTION metering.unique_count_combine(metering.aggregate_state, metering.aggregate_state) IS
-    'Combines two partial states of metering.unique_count.';
-COMMENT ON FUNCTION metering.unique_count_final(metering.aggregate_state) IS
-    'Final function of metering.unique_count: the number of distinct values, 0 for none.';
-COMMENT ON AGGREGATE metering.unique_count(text) IS
-    'Exact number of distinct non-NULL values, compared byte for byte (as COLLATE "C"); 0 when there '
-    'is none. Memory: the value plus about 20 bytes per distinct value (at most 2 x (length + 1) + 23); '
-    'at most 1000000 distinct values and 256 MiB of them per group, else error 54000.';
-
-------------------------------------------------------------------------------
--- counter_total(op, value, at [, tiebreak])
-------------------------------------------------------------------------------
-
-CREATE FUNCTION metering.counter_total_trans(state metering.aggregate_state, op text, value numeric,
-        at timestamptz)
-    RETURNS metering.aggregate_state
-    AS 'MODULE_PATHNAME', 'metering_counter_total_trans'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION metering.counter_total_trans(state metering.aggregate_state, op text, value numeric,
-        at timestamptz, tiebreak bigint)
-    RETURNS metering.aggregate_state
-    AS 'MODULE_PATHNAME', 'metering_counter_total_trans'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION metering.counter_total_combine(a metering.aggregate_state, b metering.aggregate_state)
-    RETURNS metering.aggregate_state
-    AS 'MODULE_PATHNAME', 'metering_counter_total_combine'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION metering.counter_total_final(state metering.aggregate_state) RETURNS numeric
-    AS 'MODULE_PATHNAME', 'metering_counter_total_final'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE;
-
-CREATE AGGREGATE metering.counter_total(op text, value numeric, at timestamptz) (
-    SFUNC = metering.counter_total_trans,
-    STYPE = metering.aggregate_state,
-    SSPACE = 2048,
-    COMBINEFUNC = metering.counter_total_combine,
-    FINALFUNC = metering.counter_total_final,
-    PARALLEL = SAFE
-);
-CREATE AGGREGATE metering.counter_total(op text, value numeric, at timestamptz, tiebreak bigint) (
-    SFUNC = metering.counter_total_trans,
-    STYPE = metering.aggregate_state,
-    SSPACE = 2048,
-    COMBINEFUNC = metering.counter_total_combine,
-    FINALFUNC = metering.counter_total_final,
-    PARALLEL = SAFE
-);
-
-COMMENT ON FUNCTION metering.counter_total_trans(metering.aggregate_state, text, numeric, timestamptz) IS
-    'Transition function of metering.counter_total(op, value, at).';
-COMMENT ON FUNCTION metering.counter_total_trans(metering.aggregate_state, text, numeric, timestamptz, bigint) IS
-    'Transition function of metering.counter_total(op, value, at, tiebreak).';
-COMMENT ON FUNCTION metering.counter_total_combine(metering.aggregate_state, metering.aggregate_state) IS
-    'Combines two partial states of metering.counter_total (either form, not mixed).';
-COMMENT ON FUNCTION metering.counter_total_final(metering.aggregate_state) IS
-    'Final function of metering.counter_total: the counter''s value, 0 for no row.';
-COMMENT ON AGGREGATE metering.counter_total(text, numeric, timestamptz) IS
-    'Value of a counter after the rows, from 0: the last ''set'' (greatest at; at one instant the '
-    'greater value) plus every ''increment'' at or after it (an increment at the instant of a set '
-    'counts after it). op is ''increment'' or ''set'', NULL means increment, anything else: error '
-    '22023. Rows with a NULL value or at are ignored. Memory: about 24 bytes plus the value per '
-    'distinct instant of the increments after the last set; at most 1000000, else error 54000.';
-COMMENT ON AGGREGATE metering.counter_total(text, numeric, timestamptz, bigint) IS
-    'metering.counter_total ordered by (at, tiebreak): pass event_id as tiebreak so that operations '
-    'at one instant apply in ingestion order (an increment with the same key as a set counts after '
-    'it). tiebreak must not be NULL.';
-
-------------------------------------------------------------------------------
--- time_weighted(value, at, period_start, period_end [, tiebreak])
-------------------------------------------------------------------------------
-
-CREATE FUNCTION metering.time_weighted_trans(state metering.aggregate_state, value numeric,
-        at timestamptz, period_start timestamptz, period_end timestamptz)
-    RETURNS metering.aggregate_state
-    AS 'MODULE_PATHNAME', 'metering_time_weighted_trans'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION metering.time_weighted_trans(state metering.aggregate_state, value numeric,
-        at timestamptz, period_start timestamptz, period_end timestamptz, tiebreak bigint)
-    RETURNS metering.aggregate_state
-    AS 'MODULE_PATHNAME', 'metering_time_weighted_trans'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION metering.time_weighted_combine(a metering.aggregate_state, b metering.aggregate_state)
-    RETURNS metering.aggregate_state
-    AS 'MODULE_PATHNAME', 'metering_time_weighted_combine'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION metering.time_weighted_final(state metering.aggregate_state) RETURNS numeric
-    AS 'MODULE_PATHNAME', 'metering_time_weighted_final'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE;
-
-CREATE AGGREGATE metering.time_weighted(value numeric, at timestamptz, period_start timestamptz,
-        period_end timestamptz) (
-    SFUNC = metering.time_weighted_trans,
-    STYPE = metering.aggregate_state,
-    SSPACE = 2048,
-    COMBINEFUNC = metering.time_weighted_combine,
-    FINALFUNC = metering.time_weighted_final,
-    PARALLEL = SAFE
-);
-CREATE AGGREGATE metering.time_weighted(value numeric, at timestamptz, period_start timestamptz,
-        period_end timestamptz, tiebreak bigint) (
-    SFUNC = metering.time_weighted_trans,
-    STYPE = metering.aggregate_state,
-    SSPACE = 2048,
-    COMBINEFUNC = metering.time_weighted_combine,
-    FINALFUNC = metering.time_weighted_final,
-    PARALLEL = SAFE
-);
-
-COMMENT ON FUNCTION metering.time_weighted_trans(metering.aggregate_state, numeric, timestamptz, timestamptz, timestamptz) IS
-    'Transition function of metering.time_weighted(value, at, period_start, period_end).';
-COMMENT ON FUNCTION metering.time_weighted_trans(metering.aggregate_state, numeric, timestamptz, timestamptz, timestamptz, bigint) IS
-    'Transition function of metering.time_weighted(value, at, period_start, period_end, tiebreak).';
-COMMENT ON FUNCTION metering.time_weighted_combine(metering.aggregate_state, metering.aggregate_state) IS
-    'Combines two partial states of metering.time_weighted (same period; either form, not mixed).';
-COMMENT ON FUNCTION metering.time_weighted_final(metering.aggregate_state) IS
-    'Final function of metering.time_weighted: the integral in value x hours, 0 for no row.';
-COMMENT ON AGGREGATE metering.time_weighted(numeric, timestamptz, timestamptz, timestamptz) IS
-    'Integral of a gauge over [period_start, period_end) in value x hours: each value holds until '
-    'the next point; before the first point in the period the gauge holds the last value before '
-    'period_start (pass those rows too; only the latest counts), else 0; rows at or after period_end '
-    'do not count; at one instant the greater value wins. Exact when the result is a terminating '
-    'decimal of at most (scale of the values + 16) fraction digits, shown with the fewest digits '
-    '>= the values'' scale; otherwise rounded half away from zero to that many. Every row of a group '
-    'must pass the same period (error 22023). Memory: about 24 bytes plus the value per distinct '
-    'instant in the period; at most 1000000, else error 54000.';
-COMMENT ON AGGREGATE metering.time_weighted(numeric, timestamptz, timestamptz, timestamptz, bigint) IS
-    'metering.time_weighted where, at one instant, the greatest tiebreak (pass event_id: the '
-    'later-ingested) wins, then the greater value. tiebreak must not be NULL.';
-
-------------------------------------------------------------------------------
--- Privileges: pure functions, for everyone (USAGE on the schema still applies).
+-- The rating aggregates are pure: for everyone (USAGE on the schema still applies).
 ------------------------------------------------------------------------------
 
 GRANT EXECUTE ON FUNCTION
