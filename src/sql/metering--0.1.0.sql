@@ -1034,11 +1034,12 @@ CROSS JOIN LATERAL metering._cut_periods(s.billing_anchor, pl.billing_interval, 
 COMMENT ON VIEW metering._started_periods IS
     'Internal: every billing period of every subscription that has started (cut to the subscription).';
 
--- One row per started period x charge, with the meter's rule; k (meters.kind) numbers
--- the kinds that _usage_quantities aggregates in one pass, 0: one line at a time.
+-- One row per started period x charge, with the meter's rule (and its row, for
+-- _quantity); k (meters.kind) numbers the kinds that _usage_quantities aggregates in
+-- one pass, 0: one line at a time.
 CREATE VIEW metering._usage_lines AS
 SELECT sp.subscription_id, sp.customer_id, sp.period_start, sp.period_end, ch.charge_id, ch.meter,
-       m.value_property, m.filter, m.kind AS k
+       ch.pricing, sp.currency, m.value_property, m.filter, m.kind AS k, m AS meter_row
 FROM metering._started_periods sp
 JOIN metering.charges ch ON ch.plan_code = sp.plan_code
 JOIN metering.meters m ON m.code = ch.meter;
@@ -1053,7 +1054,8 @@ COMMENT ON VIEW metering._usage_lines IS
 -- and _due_in gives the planner both a join estimate and the primary key's range when a
 -- few periods are asked for.
 CREATE VIEW metering._usage_quantities AS
-SELECT u.subscription_id, u.customer_id, u.period_start, u.period_end, ch.charge_id, ch.meter, u.quantity
+SELECT u.subscription_id, u.customer_id, u.period_start, u.period_end, ch.charge_id, ch.meter,
+       ch.pricing, pl.currency, u.quantity
 FROM (
     SELECT sp.subscription_id, sp.customer_id, sp.plan_code, sp.period_start, sp.period_end, m.code AS meter,
            metering._line_quantity(
@@ -1075,22 +1077,20 @@ FROM (
     GROUP BY sp.subscription_id, sp.customer_id, sp.plan_code, sp.period_start, sp.period_end, m.code
 ) u
 JOIN metering.charges ch ON ch.plan_code = u.plan_code AND ch.meter = u.meter
+JOIN metering.plans pl ON pl.code = u.plan_code
 UNION ALL
--- lines of those kinds without events in the period (one index probe each)
-SELECT l.subscription_id, l.customer_id, l.period_start, l.period_end, l.charge_id, l.meter, 0::numeric
+-- lines of those kinds without events in the period (0; one index probe each), and
+-- custom and time_weighted lines (one query each)
+SELECT l.subscription_id, l.customer_id, l.period_start, l.period_end, l.charge_id, l.meter,
+       l.pricing, l.currency,
+       CASE WHEN l.k = 0 THEN metering._quantity(l.meter_row, l.customer_id, l.period_start, l.period_end)
+            ELSE 0 END
 FROM metering._usage_lines l
-WHERE l.k > 0
-  AND NOT EXISTS (SELECT FROM metering.events ev
+WHERE l.k = 0
+   OR NOT EXISTS (SELECT FROM metering.events ev
                   WHERE ev.customer_id = l.customer_id AND ev.meter = l.meter
                     AND metering._due_in(ev.due_at, l.period_start, l.period_end)
-                    AND (l.filter IS NULL OR ev.properties @> l.filter))
-UNION ALL
--- custom and time_weighted: one line at a time
-SELECT l.subscription_id, l.customer_id, l.period_start, l.period_end, l.charge_id, l.meter,
-       metering._quantity(m, l.customer_id, l.period_start, l.period_end)
-FROM metering._usage_lines l
-JOIN metering.meters m ON m.code = l.meter
-WHERE l.k = 0;
+                    AND (l.filter IS NULL OR ev.properties @> l.filter));
 COMMENT ON VIEW metering._usage_quantities IS
     'Internal: the quantity of every usage line (subscription x started period x charge).';
 
@@ -1109,13 +1109,11 @@ SELECT u.subscription_id, u.customer_id, u.period_start, u.period_end,
        u.charge_id, u.meter::text,
        'Usage of ' || u.meter AS description,
        q.quantity,
-       metering._free_units(ch.pricing),
-       metering._billable_quantity(q.quantity, ch.pricing),
-       round(metering.rate(q.quantity, ch.pricing), metering.currency_exponent(pl.currency)),
-       pl.currency, 'usage'::text
+       metering._free_units(u.pricing),
+       metering._billable_quantity(q.quantity, u.pricing),
+       round(metering.rate(q.quantity, u.pricing), metering.currency_exponent(u.currency)),
+       u.currency, 'usage'::text
 FROM metering._usage_quantities u
-JOIN metering.charges ch ON ch.charge_id = u.charge_id
-JOIN metering.plans pl ON pl.code = ch.plan_code
 CROSS JOIN LATERAL (SELECT coalesce(u.quantity, 0) AS quantity) q;
 COMMENT ON VIEW metering.invoice_lines IS
     'One line per subscription x started period x charge, plus the base fee (in arrears, prorated by '
