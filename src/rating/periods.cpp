@@ -11,6 +11,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include <array>
 #include <vector>
 
 #include "core/periods.hpp"
@@ -64,6 +65,21 @@ std::vector<Row> periods(TimestampTz anchor, const Interval* interval, text* tz,
     return rows;
 }
 
+// The rows as the function's result set, each turned into N non-null values.
+template <std::size_t N, typename ToValues>
+Datum materialize(FunctionCallInfo fcinfo, const std::vector<Row>& rows, ToValues to_values)
+{
+    metering::pg::pg_safe([&] { InitMaterializedSRF(fcinfo, 0); });
+    auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    for (const Row& row : rows) {
+        std::array<Datum, N> values = to_values(row);
+        bool nulls[N] = {};
+        metering::pg::pg_safe(
+            [&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values.data(), nulls); });
+    }
+    return (Datum) 0;
+}
+
 }  // namespace
 
 extern "C" {
@@ -82,17 +98,10 @@ Datum metering_periods(PG_FUNCTION_ARGS)
         require_finite("billing_anchor", anchor);
         require_finite("from_ts", from);
         require_finite("to_ts", to);
-        std::vector<Row> rows = periods(anchor, interval, tz, from, to);
-        metering::pg::pg_safe([&] { InitMaterializedSRF(fcinfo, 0); });
-        auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-        for (const Row& row : rows) {
-            Datum values[3] = {Int64GetDatum(row.index), TimestampTzGetDatum(row.start),
-                               TimestampTzGetDatum(row.end)};
-            bool nulls[3] = {false, false, false};
-            metering::pg::pg_safe(
-                [&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls); });
-        }
-        return (Datum) 0;
+        return materialize<3>(fcinfo, periods(anchor, interval, tz, from, to), [](const Row& row) {
+            return std::array<Datum, 3>{Int64GetDatum(row.index), TimestampTzGetDatum(row.start),
+                                        TimestampTzGetDatum(row.end)};
+        });
     });
 }
 
@@ -122,17 +131,11 @@ Datum metering_cut_periods(PG_FUNCTION_ARGS)
             require_finite("to_ts", until);
             rows = periods(anchor, interval, tz, starts_at, until);
         }
-        metering::pg::pg_safe([&] { InitMaterializedSRF(fcinfo, 0); });
-        auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-        for (const Row& row : rows) {
-            Datum values[4] = {TimestampTzGetDatum(row.start > starts_at ? row.start : starts_at),
-                               TimestampTzGetDatum(row.end < ends_at ? row.end : ends_at),
-                               TimestampTzGetDatum(row.start), TimestampTzGetDatum(row.end)};
-            bool nulls[4] = {false, false, false, false};
-            metering::pg::pg_safe(
-                [&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls); });
-        }
-        return (Datum) 0;
+        return materialize<4>(fcinfo, rows, [&](const Row& row) {
+            return std::array<Datum, 4>{TimestampTzGetDatum(row.start > starts_at ? row.start : starts_at),
+                                        TimestampTzGetDatum(row.end < ends_at ? row.end : ends_at),
+                                        TimestampTzGetDatum(row.start), TimestampTzGetDatum(row.end)};
+        });
     });
 }
 
