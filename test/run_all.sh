@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # make test: every suite, on a throwaway cluster this script starts and stops.
+# TEST_DESTDIR: install under this root (a private copy of Postgres made with
+# cp -a --parents /usr/lib/postgresql/15 /usr/share/postgresql/15 "$TEST_DESTDIR")
+# and run that copy's server, instead of installing into the system's Postgres.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -8,7 +11,13 @@ step() { printf '\n==== %s ====\n' "$*"; }
 
 step "build and install"
 make -s -j2
-make -s install
+if [ -n "${TEST_DESTDIR:-}" ]; then
+    make -s install DESTDIR="$TEST_DESTDIR"
+    PGBIN=${PGBIN:-$TEST_DESTDIR$(pg_config --bindir)}
+    export PGBIN
+else
+    make -s install
+fi
 
 step "core unit tests (GoogleTest, ctest)"
 cmake -S . -B build/unit -DCMAKE_BUILD_TYPE=Debug >/dev/null
