@@ -1,6 +1,7 @@
 -- The bulk path: COPY metering.events_import. Rows are checked as they arrive
 -- (errors name the COPY line), stored 1,000 at a time by the same store as
 -- ingest_batch, duplicates with the same payload skipped, all or nothing.
+-- events_import is a table whose access method stores nothing itself.
 DROP EXTENSION IF EXISTS metering CASCADE;
 CREATE EXTENSION metering;
 SET timezone = 'UTC';
@@ -25,7 +26,7 @@ SELECT count(*) FROM metering.events WHERE idempotency_key LIKE 'bulk-%';
 INSERT INTO metering.events_import (customer_id, meter, value, occurred_at, idempotency_key)
 SELECT 'c1', 'calls', 1, '2025-11-05', 'bulk-' || i FROM generate_series(1, 2500) i;
 SELECT count(*) FROM metering.events;
--- the view reads as empty
+-- the table reads as empty
 SELECT count(*) FROM metering.events_import;
 
 -- Errors: all or nothing, and the COPY line is named
@@ -55,3 +56,40 @@ VALUES ('c1', 'calls', 1, '2025-11-08'), ('nobody', 'calls', 1, '2025-11-08');
 ROLLBACK TO s;
 COMMIT;
 SELECT count(*) FROM metering.events WHERE occurred_at = '2025-11-08';
+
+-- COPY in batches of 1,000 rows (COPY's own multi-insert): a header line, a key
+-- repeated across batches (stored once), an error in the second batch names its
+-- line and undoes the first batch
+COPY metering.events_import (customer_id, meter, value, occurred_at, idempotency_key) FROM PROGRAM
+$$awk 'BEGIN { print "customer_id,meter,value,occurred_at,idempotency_key"; for (i = 1; i <= 2500; i++) printf "c2,calls,1,2025-11-09 00:00:00+00,many-%d\n", (i == 1700 ? 10 : i) }'$$
+CSV HEADER;
+SELECT count(*), count(DISTINCT idempotency_key) FROM metering.events WHERE occurred_at = '2025-11-09';
+COPY metering.events_import (customer_id, meter, value, occurred_at, idempotency_key) FROM PROGRAM
+$$awk 'BEGIN { print "customer_id,meter,value,occurred_at,idempotency_key"; for (i = 1; i <= 2500; i++) printf "%s,calls,1,2025-11-10 00:00:00+00,more-%d\n", (i == 1500 ? "nobody" : "c2"), i }'$$
+CSV HEADER;
+-- another payload for a stored key, in the second batch: the row of the statement is named
+COPY metering.events_import (customer_id, meter, value, occurred_at, idempotency_key) FROM PROGRAM
+$$awk 'BEGIN { for (i = 1; i <= 2500; i++) printf "c2,calls,1,2025-11-10 00:00:00+00,%s\n", (i == 1600 ? "many-5" : "more-" i) }'$$
+CSV;
+SELECT count(*) FROM metering.events WHERE occurred_at = '2025-11-10';
+-- a COPY rolled back to a savepoint leaves nothing
+BEGIN;
+SAVEPOINT s;
+COPY metering.events_import (customer_id, meter, value, occurred_at) FROM STDIN CSV;
+c1,calls,1,2025-11-11 00:00:00+00
+\.
+ROLLBACK TO s;
+COMMIT;
+SELECT count(*) FROM metering.events WHERE occurred_at = '2025-11-11';
+-- the statement trigger that stores buffered INSERT rows also runs for a replica
+SET session_replication_role = replica;
+INSERT INTO metering.events_import (customer_id, meter, value, occurred_at) VALUES ('c1', 'calls', 1, '2025-11-12');
+RESET session_replication_role;
+SELECT count(*) FROM metering.events WHERE occurred_at = '2025-11-12';
+-- what needs stored rows is refused; the rest works on an empty table
+CREATE INDEX ON metering.events_import (customer_id);
+UPDATE metering.events_import SET value = 2;
+DELETE FROM metering.events_import;
+TRUNCATE metering.events_import;
+VACUUM ANALYZE metering.events_import;
+SELECT pg_relation_size('metering.events_import') AS size, count(*) AS rows FROM metering.events_import;

@@ -39,6 +39,9 @@ INSERT INTO metering.events (customer_id, meter, value, occurred_at) VALUES ('p1
 UPDATE metering.customers SET name = 'x';
 SELECT metering.create_customer('p2');
 SELECT metering.usage('p1', 'calls', '2025-11-01Z', '2025-12-01Z');
+-- the CHECK function of events_import is PUBLIC, but answers only roles that may insert there
+SELECT metering._import_check('p1', 'calls', 1, now(), NULL, NULL, NULL);
+INSERT INTO metering.events_import (customer_id, meter, value, occurred_at) VALUES ('p1', 'calls', 1, now());
 RESET ROLE;
 
 -- a bulk loader may COPY: INSERT on the table, the trigger still applies every rule
@@ -55,7 +58,7 @@ nobody,calls,1,2025-11-03 00:00:00+00
 SELECT count(*) FROM metering.events;
 RESET ROLE;
 SELECT count(*) FROM metering.events;
--- the bulk path: INSERT on the view events_import alone is enough
+-- the bulk path: INSERT on the table events_import alone is enough
 GRANT INSERT ON metering.events_import TO regress_metering_loader;
 REVOKE INSERT ON metering.events FROM regress_metering_loader;
 SET ROLE regress_metering_loader;

@@ -66,6 +66,8 @@ void reset_caches()
 
 void on_xact(XactEvent event, void*)
 {
+    if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
+        require_import_flushed();
     if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
         reset_caches();
     if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_COMMIT ||
@@ -338,6 +340,19 @@ MeterInfo validate_event(Event& ev)
     check_counter_rules(ev, meter->meter);
     check_value_property(ev, *meter);
     return meter->meter;
+}
+
+void complete_validated_event(Event& ev)
+{
+    if (!ev.has_due_at)
+        ev.due_at = ev.occurred_at;
+    if (ev.op == CounterOp::none) {
+        const CacheEntry* meter = find_meter(ev.meter);
+        if (meter == nullptr)
+            core::throw_unknown_meter(view(ev.meter));
+        if (meter->meter.kind == core::Aggregation::counter)
+            ev.op = CounterOp::increment;
+    }
 }
 
 void lock_counter(const Event& ev)

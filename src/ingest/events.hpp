@@ -74,8 +74,16 @@ struct Ordinals {
 // created[i] whether it is new. Rows keep the order of events.
 void store_events(Event* events, int n, const Ordinals& ordinals, int64* ids, bool* created);
 
+// What validate_event fills in (due_at from occurred_at, the counter
+// operation), for an event it already validated: the bulk path validates each
+// row in its CHECK constraint and stores it later.
+void complete_validated_event(Event& ev);
+
 // The bulk path (import.cpp): forgets events buffered by an aborted statement.
 void reset_import_buffer();
+// Raises an error when rows inserted into events_import are still buffered
+// (at commit: the statement trigger that stores them did not run).
+void require_import_flushed();
 
 // Transaction-scoped exclusive lock on one (customer, counter): serializes
 // counter operations so that each returns the value it produced.

@@ -19,7 +19,7 @@ namespace {
 
 constexpr const char* kNames[static_cast<int>(Rel::kCount)] = {
     "customers", "customers_pkey", "meters", "meters_pkey", "events", "events_idempotency_key",
-    "events_event_id_seq"};
+    "events_event_id_seq", "events_import"};
 
 Oid oids[static_cast<int>(Rel::kCount)];
 

@@ -253,29 +253,53 @@ COMMENT ON FUNCTION metering._event_before_insert() IS
 CREATE TRIGGER events_validate BEFORE INSERT ON metering.events
     FOR EACH ROW EXECUTE FUNCTION metering._event_before_insert();
 
--- The bulk path: COPY metering.events_import (...) FROM STDIN. Rows are checked as
--- they arrive and stored 1,000 at a time through the same store as ingest_batch.
-CREATE VIEW metering.events_import AS
-SELECT NULL::text AS customer_id, NULL::text AS meter, NULL::numeric AS value,
-       NULL::timestamptz AS occurred_at, NULL::timestamptz AS due_at,
-       NULL::text AS idempotency_key, NULL::jsonb AS properties
-WHERE false;
-COMMENT ON VIEW metering.events_import IS
+-- The bulk path: COPY metering.events_import (...) FROM STDIN. A table whose access
+-- method stores nothing itself: COPY keeps its multi-insert buffering, the CHECK
+-- constraint validates each row as it arrives (errors name the COPY line), and each
+-- batch of up to 1,000 rows goes through the same store as ingest_batch
+-- (src/ingest/import.cpp).
+CREATE FUNCTION metering._import_am_handler(internal) RETURNS table_am_handler
+    AS 'MODULE_PATHNAME', 'metering_import_am_handler'
+    LANGUAGE C;
+COMMENT ON FUNCTION metering._import_am_handler(internal) IS
+    'Internal: handler of the table access method metering_import (metering.events_import).';
+CREATE ACCESS METHOD metering_import TYPE TABLE HANDLER metering._import_am_handler;
+COMMENT ON ACCESS METHOD metering_import IS
+    'Table access method of metering.events_import: rows inserted are stored as events in '
+    'metering.events (validated, deduplicated); the table itself holds none.';
+CREATE FUNCTION metering._import_check(customer_id text, meter text, value numeric, occurred_at timestamptz,
+        due_at timestamptz, idempotency_key text, properties jsonb) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'metering_import_check'
+    LANGUAGE C STABLE;
+COMMENT ON FUNCTION metering._import_check(text, text, numeric, timestamptz, timestamptz, text, jsonb) IS
+    'Internal: CHECK constraint of metering.events_import; applies every rule of ingest to a row '
+    '(raises the error, never returns false). Answers only roles with INSERT on events_import.';
+CREATE TABLE metering.events_import (
+    customer_id text,
+    meter text,
+    value numeric,
+    occurred_at timestamptz,
+    due_at timestamptz,
+    idempotency_key text,
+    properties jsonb,
+    CONSTRAINT events_import_valid CHECK (metering._import_check(customer_id, meter, value, occurred_at,
+                                                                 due_at, idempotency_key, properties))
+) USING metering_import;
+COMMENT ON TABLE metering.events_import IS
     'Bulk ingest target: COPY metering.events_import (customer_id, meter, value, occurred_at, due_at, '
     'idempotency_key, properties) FROM ...; every rule of ingest applies, duplicates with the same '
     'payload are skipped, and the statement is all or nothing. Reading it returns no rows.';
-CREATE FUNCTION metering._import_row() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'metering_import_row'
-    LANGUAGE C;
+COMMENT ON CONSTRAINT events_import_valid ON metering.events_import IS
+    'Validates each row as it arrives, so that an error names the COPY line.';
 CREATE FUNCTION metering._import_flush() RETURNS trigger
     AS 'MODULE_PATHNAME', 'metering_import_flush'
     LANGUAGE C;
-COMMENT ON FUNCTION metering._import_row() IS 'Internal: validates and buffers a row of events_import.';
-COMMENT ON FUNCTION metering._import_flush() IS 'Internal: stores the rows of events_import left at the end of a statement.';
-CREATE TRIGGER import_row INSTEAD OF INSERT ON metering.events_import
-    FOR EACH ROW EXECUTE FUNCTION metering._import_row();
+COMMENT ON FUNCTION metering._import_flush() IS
+    'Internal: stores the rows an INSERT into events_import left buffered at the end of the statement.';
 CREATE TRIGGER import_flush AFTER INSERT ON metering.events_import
     FOR EACH STATEMENT EXECUTE FUNCTION metering._import_flush();
+-- Also under session_replication_role = replica: buffered rows must not be dropped.
+ALTER TABLE metering.events_import ENABLE ALWAYS TRIGGER import_flush;
 
 CREATE FUNCTION metering._refuse_change() RETURNS trigger
     LANGUAGE plpgsql
@@ -1570,6 +1594,10 @@ GRANT EXECUTE ON FUNCTION
     metering._quantity(metering.meters, text, timestamptz, timestamptz, bigint[]),
     metering._line_quantity(integer, numeric, text, timestamptz, bigint, text)
 TO PUBLIC;
+-- The CHECK constraint of events_import calls it with the inserting role's rights;
+-- it refuses roles without INSERT on events_import.
+GRANT EXECUTE ON FUNCTION metering._import_check(text, text, numeric, timestamptz, timestamptz, text, jsonb)
+    TO PUBLIC;
 
 ------------------------------------------------------------------------------
 -- The rating aggregates are pure: for everyone (USAGE on the schema still applies).

@@ -4,7 +4,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS metering;
-SELECT plan(65);
+SELECT plan(66);
 
 -- Schema and tables ----------------------------------------------------------
 SELECT has_schema('metering', 'schema metering exists');
@@ -149,8 +149,11 @@ SELECT is((SELECT count(*) FROM pg_class c
 SELECT set_eq($$SELECT relname::text FROM pg_class
                 WHERE relnamespace = 'metering'::regnamespace AND relkind IN ('r', 'p')$$,
     ARRAY['customers', 'meters', 'plans', 'events', 'charges', 'subscriptions', 'invoices',
-          'invoice_items', 'billed_events'],
+          'invoice_items', 'billed_events', 'events_import'],
     'schema metering holds exactly its tables');
+SELECT is((SELECT a.amname::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam
+           WHERE c.oid = 'metering.events_import'::regclass),
+    'metering_import', 'events_import is a load target with the access method metering_import');
 
 -- Privileges: nothing for PUBLIC except the pure helper
 SELECT ok(NOT has_function_privilege('public', 'metering.ingest(text,text,numeric,timestamptz,text,jsonb,timestamptz)', 'EXECUTE'),
