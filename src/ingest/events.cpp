@@ -14,7 +14,6 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -41,7 +40,6 @@ int max_future_skew_seconds = 300;
 // ---------------------------------------------------------------------------
 
 struct CacheEntry {
-    uint64 hash;  // hash key
     char* key;
     int key_len;
     MeterInfo meter;
@@ -49,16 +47,33 @@ struct CacheEntry {
     Jsonb* filter;         // meters only; nullptr when unfiltered
 };
 
-constexpr long kMaxCacheEntries = 100000;
+constexpr uint32 kMaxCacheEntries = 100000;
+
+// Open addressing with linear probing: a lookup reads one slot (the hash and the
+// first bytes of the key are in it), and the entry only on a hit. A bulk load
+// looks up a customer and a meter per row, so this is on the hot path.
+constexpr int kInlineKey = 20;
+struct CacheSlot {
+    uint64 hash;  // 0: empty
+    CacheEntry* entry;
+    uint32 key_len;
+    char prefix[kInlineKey];  // the key's first bytes
+};
+
+struct Cache {
+    CacheSlot* slots;  // nullptr: empty, nothing allocated
+    uint32 mask;
+    uint32 count;
+};
 
 MemoryContext cache_context = nullptr;
-HTAB* customer_cache = nullptr;
-HTAB* meter_cache = nullptr;
+Cache customer_cache;
+Cache meter_cache;
 
 void reset_caches()
 {
-    customer_cache = nullptr;
-    meter_cache = nullptr;
+    customer_cache = Cache{};
+    meter_cache = Cache{};
     pg::forget_relation_oids();
     if (cache_context)
         MemoryContextReset(cache_context);
@@ -89,52 +104,85 @@ void on_relcache(Datum, Oid)
     reset_caches();
 }
 
-HTAB* cache_table(HTAB** table, const char* name)
-{
-    if (*table == nullptr || hash_get_num_entries(*table) > kMaxCacheEntries) {
-        if (*table)
-            reset_caches();
-        HASHCTL ctl;
-        ctl.keysize = sizeof(uint64);
-        ctl.entrysize = sizeof(CacheEntry);
-        ctl.hcxt = cache_context;
-        *table = hash_create(name, 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-    }
-    return *table;
-}
-
 uint64 text_hash(const text* t)
 {
     return hash_bytes_extended(reinterpret_cast<const unsigned char*>(VARDATA_ANY(t)),
                                VARSIZE_ANY_EXHDR(t), 0);
 }
 
-CacheEntry* cache_find(HTAB** table, const char* name, const text* key)
+uint64 slot_hash(const text* key)
 {
     uint64 h = text_hash(key);
-    auto* entry = static_cast<CacheEntry*>(hash_search(cache_table(table, name), &h, HASH_FIND, nullptr));
-    if (entry && entry->key_len == (int) VARSIZE_ANY_EXHDR(key) &&
-        memcmp(entry->key, VARDATA_ANY(key), entry->key_len) == 0)
-        return entry;
-    return nullptr;
+    return h == 0 ? 1 : h;  // 0 marks an empty slot
 }
 
-CacheEntry* cache_add(HTAB** table, const char* name, const text* key)
+CacheEntry* cache_find(const Cache& cache, const text* key)
 {
-    uint64 h = text_hash(key);
-    bool found;
-    auto* entry = static_cast<CacheEntry*>(hash_search(cache_table(table, name), &h, HASH_ENTER, &found));
+    if (cache.slots == nullptr)
+        return nullptr;
+    const uint64 h = slot_hash(key);
+    const char* data = VARDATA_ANY(key);
+    const uint32 len = VARSIZE_ANY_EXHDR(key);
+    for (uint32 i = (uint32) h & cache.mask;; i = (i + 1) & cache.mask) {
+        const CacheSlot& slot = cache.slots[i];
+        if (slot.hash == 0)
+            return nullptr;
+        if (slot.hash == h && slot.key_len == len && memcmp(slot.prefix, data, Min(len, (uint32) kInlineKey)) == 0 &&
+            (len <= (uint32) kInlineKey ||
+             memcmp(slot.entry->key + kInlineKey, data + kInlineKey, len - kInlineKey) == 0))
+            return slot.entry;
+    }
+}
+
+void place(Cache& cache, const CacheSlot& slot)
+{
+    uint32 i = (uint32) slot.hash & cache.mask;
+    while (cache.slots[i].hash != 0)
+        i = (i + 1) & cache.mask;
+    cache.slots[i] = slot;
+}
+
+// Makes room for one more entry: at most 3/4 of the slots are used.
+void reserve(Cache& cache)
+{
+    const uint32 size = cache.slots ? cache.mask + 1 : 0;
+    if ((uint64) (cache.count + 1) * 4 <= (uint64) size * 3)
+        return;
+    const uint32 new_size = size ? size * 2 : 256;
+    Cache grown{static_cast<CacheSlot*>(MemoryContextAllocZero(cache_context, sizeof(CacheSlot) * new_size)),
+                new_size - 1, cache.count};
+    for (uint32 i = 0; i < size; i++)
+        if (cache.slots[i].hash != 0)
+            place(grown, cache.slots[i]);
+    if (cache.slots)
+        pfree(cache.slots);
+    cache = grown;
+}
+
+// A new entry for key, which the cache does not hold. Past kMaxCacheEntries
+// entries in either cache, both start over.
+CacheEntry* cache_add(Cache& cache, const text* key)
+{
+    if (cache.count >= kMaxCacheEntries)
+        reset_caches();
+    reserve(cache);
+    auto* entry = static_cast<CacheEntry*>(MemoryContextAllocZero(cache_context, sizeof(CacheEntry)));
     entry->key_len = VARSIZE_ANY_EXHDR(key);
-    entry->key = static_cast<char*>(MemoryContextAlloc(cache_context, entry->key_len));
+    entry->key = static_cast<char*>(MemoryContextAlloc(cache_context, entry->key_len + 1));
     memcpy(entry->key, VARDATA_ANY(key), entry->key_len);
-    entry->value_property = nullptr;
-    entry->filter = nullptr;
+    CacheSlot slot{};
+    slot.hash = slot_hash(key);
+    slot.entry = entry;
+    slot.key_len = entry->key_len;
+    memcpy(slot.prefix, entry->key, Min(entry->key_len, kInlineKey));
+    place(cache, slot);
+    cache.count++;
     return entry;
 }
 
 bool customer_exists(const text* customer_id)
 {
-    if (cache_find(&customer_cache, "metering customers", customer_id))
+    if (cache_find(customer_cache, customer_id))
         return true;
     Datum key = PointerGetDatum(customer_id);
     pg::Probe probe;
@@ -143,7 +191,7 @@ bool customer_exists(const text* customer_id)
     bool exists = pg::probe_next(probe);
     pg::probe_end(probe, AccessShareLock);
     if (exists)
-        cache_add(&customer_cache, "metering customers", customer_id);
+        cache_add(customer_cache, customer_id);
     return exists;
 }
 
@@ -152,7 +200,7 @@ enum MeterColumn { kAggregation = 2, kAllowNegative = 5, kValueProperty = 3, kFi
 
 const CacheEntry* find_meter(const text* code)
 {
-    if (CacheEntry* hit = cache_find(&meter_cache, "metering meters", code))
+    if (CacheEntry* hit = cache_find(meter_cache, code))
         return hit;
     Datum key = PointerGetDatum(code);
     pg::Probe probe;
@@ -165,7 +213,7 @@ const CacheEntry* find_meter(const text* code)
         char* kind = TextDatumGetCString(slot_getattr(row, kAggregation, &isnull));
         bool allow_negative = DatumGetBool(slot_getattr(row, kAllowNegative, &isnull));
         auto parsed = core::parse_aggregation(kind);
-        entry = cache_add(&meter_cache, "metering meters", code);
+        entry = cache_add(meter_cache, code);
         entry->meter = MeterInfo{parsed ? *parsed : core::Aggregation::custom, allow_negative};
         Datum property = slot_getattr(row, kValueProperty, &isnull);
         if (!isnull)
