@@ -86,6 +86,21 @@ SET session_replication_role = replica;
 INSERT INTO metering.events_import (customer_id, meter, value, occurred_at) VALUES ('c1', 'calls', 1, '2025-11-12');
 RESET session_replication_role;
 SELECT count(*) FROM metering.events WHERE occurred_at = '2025-11-12';
+-- a load over many customers: past a few hundred cache misses the backend reads
+-- the customers table at once; unknown customers are still refused, and a customer
+-- created afterwards is still found
+SELECT count(metering.create_customer('many-' || i)) FROM generate_series(1, 400) i;
+COPY metering.events_import (customer_id, meter, value, occurred_at) FROM PROGRAM
+$$awk 'BEGIN { for (i = 1; i <= 400; i++) printf "many-%d,calls,1,2025-11-13 00:00:00+00\n", i; print "nobody,calls,1,2025-11-13 00:00:00+00" }'$$
+CSV;
+BEGIN;
+COPY metering.events_import (customer_id, meter, value, occurred_at) FROM PROGRAM
+$$awk 'BEGIN { for (i = 400; i >= 1; i--) printf "many-%d,calls,1,2025-11-13 00:00:00+00\n", i }'$$
+CSV;
+SELECT metering.create_customer('many-401');
+INSERT INTO metering.events_import (customer_id, meter, value, occurred_at) VALUES ('many-401', 'calls', 1, '2025-11-13');
+COMMIT;
+SELECT count(*), count(DISTINCT customer_id) FROM metering.events WHERE occurred_at = '2025-11-13';
 -- what needs stored rows is refused; the rest works on an empty table
 CREATE INDEX ON metering.events_import (customer_id);
 UPDATE metering.events_import SET value = 2;

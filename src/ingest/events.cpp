@@ -2,6 +2,8 @@
 #include "ingest/events.hpp"
 
 extern "C" {
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -9,6 +11,7 @@ extern "C" {
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/array.h"
@@ -17,6 +20,7 @@ extern "C" {
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 }
 
 #include <string>
@@ -70,10 +74,25 @@ MemoryContext cache_context = nullptr;
 Cache customer_cache;
 Cache meter_cache;
 
+constexpr uint32 kPreloadMinMisses = 256;
+constexpr double kPreloadMaxRows = kMaxCacheEntries / 2;
+uint32 customer_misses = 0;
+bool customer_preload_done = false;
+
+void forget_customer_misses()
+{
+    customer_misses = 0;
+    customer_preload_done = false;
+}
+
+void forget_recent_meters();
+
 void reset_caches()
 {
     customer_cache = Cache{};
     meter_cache = Cache{};
+    forget_recent_meters();
+    forget_customer_misses();
     pg::forget_relation_oids();
     if (cache_context)
         MemoryContextReset(cache_context);
@@ -180,9 +199,56 @@ CacheEntry* cache_add(Cache& cache, const text* key)
     return entry;
 }
 
+// A backend that misses many customers (a bulk load over many customers, a
+// fresh connection) reads them all at once instead of one index probe each:
+// once the misses since the cache was last reset have cost about what reading
+// the table costs (a probe costs some ten rows of a sequential scan), and only
+// when the table fits in half the cache. The cache holds the customers seen by
+// the snapshot a probe would use, so the answers do not change.
+// Returns true when it read the table.
+bool maybe_preload_customers()
+{
+    if (customer_preload_done || ++customer_misses < kPreloadMinMisses)
+        return false;
+    Relation rel = table_open(pg::relation_oid(pg::Rel::customers), AccessShareLock);
+    double rows = rel->rd_rel->reltuples;
+    if (rows < 0)  // never analyzed: an upper estimate from its size
+        rows = (double) RelationGetNumberOfBlocks(rel) * (BLCKSZ / 64);
+    if (rows > kPreloadMaxRows) {
+        customer_preload_done = true;
+        table_close(rel, AccessShareLock);
+        return false;
+    }
+    if (customer_misses < rows / 8) {
+        table_close(rel, AccessShareLock);
+        return false;
+    }
+    customer_preload_done = true;
+    TupleTableSlot* slot = table_slot_create(rel, nullptr);
+    TableScanDesc scan = table_beginscan(rel, pg::current_snapshot(), 0, nullptr);
+    const AttrNumber customer_id = 1;  // metering.customers (customer_id, ...)
+    while (customer_cache.count < kPreloadMaxRows && table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
+        bool isnull;
+        Datum id = slot_getattr(slot, customer_id, &isnull);
+        const text* key = DatumGetTextPP(id);
+        if (!isnull && cache_find(customer_cache, key) == nullptr)
+            cache_add(customer_cache, key);
+        if (reinterpret_cast<const char*>(key) != DatumGetPointer(id))
+            pfree(const_cast<text*>(key));
+    }
+    table_endscan(scan);
+    ExecDropSingleTupleTableSlot(slot);
+    table_close(rel, AccessShareLock);
+    elog(DEBUG1, "metering: read the customers table into the cache after %u misses (%u cached)", customer_misses,
+         customer_cache.count);
+    return true;
+}
+
 bool customer_exists(const text* customer_id)
 {
     if (cache_find(customer_cache, customer_id))
+        return true;
+    if (maybe_preload_customers() && cache_find(customer_cache, customer_id))
         return true;
     Datum key = PointerGetDatum(customer_id);
     pg::Probe probe;
@@ -198,10 +264,25 @@ bool customer_exists(const text* customer_id)
 // Column numbers of metering.meters read by find_meter.
 enum MeterColumn { kAggregation = 2, kAllowNegative = 5, kValueProperty = 3, kFilter = 4 };
 
+// The meters found last: a load uses a handful of meters, and each row looks
+// its meter up twice (validation, then the store), so most lookups end here
+// without hashing. Cleared with the caches.
+constexpr int kRecentMeters = 4;
+const CacheEntry* recent_meters[kRecentMeters];
+int recent_next = 0;
+
 const CacheEntry* find_meter(const text* code)
 {
-    if (CacheEntry* hit = cache_find(meter_cache, code))
+    const char* data = VARDATA_ANY(code);
+    const int len = VARSIZE_ANY_EXHDR(code);
+    for (const CacheEntry* recent : recent_meters)
+        if (recent && recent->key_len == len && memcmp(recent->key, data, len) == 0)
+            return recent;
+    if (CacheEntry* hit = cache_find(meter_cache, code)) {
+        recent_meters[recent_next] = hit;
+        recent_next = (recent_next + 1) % kRecentMeters;
         return hit;
+    }
     Datum key = PointerGetDatum(code);
     pg::Probe probe;
     pg::probe_begin(probe, pg::Rel::meters, pg::Rel::meters_pkey, &key, 1, pg::current_snapshot(),
@@ -227,6 +308,12 @@ const CacheEntry* find_meter(const text* code)
     }
     pg::probe_end(probe, AccessShareLock);
     return entry;
+}
+
+void forget_recent_meters()
+{
+    for (const CacheEntry*& recent : recent_meters)
+        recent = nullptr;
 }
 
 void check_value(const char* field, Numeric value, const MeterInfo& meter, const text* code)
