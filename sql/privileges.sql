@@ -70,6 +70,17 @@ p1,calls,1,2025-11-04 00:00:00+00
 \.
 RESET ROLE;
 SELECT count(*) FROM metering.events;
+-- INSERT granted on the columns it loads is enough too (another customer: the
+-- reporting below reads p1's lines)
+SELECT metering.create_customer('p3');
+REVOKE INSERT ON metering.events_import FROM regress_metering_loader;
+GRANT INSERT (customer_id, meter, value, occurred_at) ON metering.events_import TO regress_metering_loader;
+SET ROLE regress_metering_loader;
+INSERT INTO metering.events_import (customer_id, meter, value, occurred_at) VALUES ('p3', 'calls', 1, '2025-11-05');
+INSERT INTO metering.events_import (customer_id, meter, value, occurred_at, idempotency_key)
+VALUES ('p3', 'calls', 1, '2025-11-05', 'k');
+RESET ROLE;
+SELECT count(*) FROM metering.events;
 
 -- finance/ops reads the views with the GRANT lines of docs/privileges.md: the
 -- functions the views call are executable by PUBLIC and run as the reader

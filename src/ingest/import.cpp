@@ -457,7 +457,8 @@ void require_insert_privilege()
     if (user == checked_user && MyProc->lxid == checked_lxid && cid == checked_cid)
         return;
     Oid relid = metering::pg::relation_oid(metering::pg::Rel::events_import);
-    if (pg_class_aclcheck(relid, user, ACL_INSERT) != ACLCHECK_OK)
+    if (pg_class_aclcheck(relid, user, ACL_INSERT) != ACLCHECK_OK &&
+        pg_attribute_aclcheck_all(relid, user, ACL_INSERT, ACLMASK_ANY) != ACLCHECK_OK)  // column grants
         aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, "events_import");
     checked_user = user;
     checked_lxid = MyProc->lxid;
