@@ -23,7 +23,6 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 }
 
@@ -193,61 +192,12 @@ void close_store(Store& s)
     FreeExecutorState(s.estate);
 }
 
-// Slots for the heap insert, kept for the backend's life: making 1,000 slots per
-// batch cost about 2 % of a bulk load. They are heap-tuple slots on a private
-// copy of the descriptor (not reference-counted: a slot on the relation's own
-// one costs a resource-owner entry, 12 % of a batch in a first version). Each
-// row's tuple is formed once, in the pool's memory, and owned by its slot, so
-// heap_multi_insert neither materializes nor copies it again.
-struct SlotPool {
-    MemoryContext cxt;
-    TupleDesc desc;
-    TupleTableSlot* slots[kChunk];
-    int made;
-};
-SlotPool pool;
-
-bool same_shape(TupleDesc a, TupleDesc b)
+// The row of ev, with its new id, as a virtual tuple in slot.
+void fill_slot(const Store& s, TupleTableSlot* slot, const Event& ev, int64 id)
 {
-    if (a->natts != b->natts)
-        return false;
-    for (int i = 0; i < a->natts; i++) {
-        Form_pg_attribute x = TupleDescAttr(a, i);
-        Form_pg_attribute y = TupleDescAttr(b, i);
-        if (x->atttypid != y->atttypid || x->attlen != y->attlen || x->attbyval != y->attbyval ||
-            x->attalign != y->attalign || x->attstorage != y->attstorage || x->attisdropped != y->attisdropped)
-            return false;
-    }
-    return true;
-}
-
-// count slots shaped like rel's rows.
-TupleTableSlot** pool_slots(Relation rel, int count)
-{
-    if (pool.cxt == nullptr)
-        pool.cxt = AllocSetContextCreate(TopMemoryContext, "metering store slots", ALLOCSET_DEFAULT_SIZES);
-    if (pool.desc == nullptr || !same_shape(pool.desc, RelationGetDescr(rel))) {
-        MemoryContextReset(pool.cxt);  // the slots and their tuples
-        pool.made = 0;
-        pool.desc = nullptr;
-        MemoryContext old = MemoryContextSwitchTo(pool.cxt);
-        pool.desc = CreateTupleDescCopy(RelationGetDescr(rel));
-        MemoryContextSwitchTo(old);
-    }
-    if (pool.made < count) {
-        MemoryContext old = MemoryContextSwitchTo(pool.cxt);
-        while (pool.made < count)
-            pool.slots[pool.made++] = MakeSingleTupleTableSlot(pool.desc, &TTSOpsHeapTuple);
-        MemoryContextSwitchTo(old);
-    }
-    return pool.slots;
-}
-
-// The row of ev, with its new id, as a tuple owned by slot. values and nulls:
-// scratch arrays of the descriptor's width.
-void fill_slot(const Store& s, TupleTableSlot* slot, const Event& ev, int64 id, Datum* v, bool* null)
-{
-    ExecClearTuple(slot);  // frees the tuple of the previous row
+    ExecClearTuple(slot);
+    Datum* v = slot->tts_values;
+    bool* null = slot->tts_isnull;
     memset(null, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
     auto set = [&](Column c, Datum d) {
         v[s.att[c] - 1] = d;
@@ -265,10 +215,7 @@ void fill_slot(const Store& s, TupleTableSlot* slot, const Event& ev, int64 id, 
     set(kProperties, JsonbPGetDatum(ev.properties ? ev.properties : empty_object()));
     if (ev.op != CounterOp::none)
         set(kOp, s.op_text[static_cast<int>(ev.op)]);
-    MemoryContext old = MemoryContextSwitchTo(pool.cxt);
-    HeapTuple tuple = heap_form_tuple(slot->tts_tupleDescriptor, v, null);
-    MemoryContextSwitchTo(old);
-    ExecStoreHeapTuple(tuple, slot, true);
+    ExecStoreVirtualTuple(slot);
 }
 
 // Inserts events[0..n) into heap and indexes; flagged[i]: the idempotency
@@ -277,16 +224,18 @@ void insert_rows(Store& s, const Event* events, int n, const int64* ids, bool* f
                  ItemPointerData* tids)
 {
     const int slot_count = Min(n, kChunk);
-    TupleTableSlot** slots = pool_slots(s.rel, slot_count);
-    const int natts = RelationGetDescr(s.rel)->natts;
-    auto* values = static_cast<Datum*>(palloc(sizeof(Datum) * natts));
-    auto* nulls = static_cast<bool*>(palloc(sizeof(bool) * natts));
+    auto** slots = static_cast<TupleTableSlot**>(palloc(sizeof(TupleTableSlot*) * slot_count));
+    // A private copy of the descriptor is not reference-counted: slots on the
+    // relation's own one cost a resource-owner entry each (12% of a batch).
+    TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(s.rel));
+    for (int i = 0; i < slot_count; i++)
+        slots[i] = MakeSingleTupleTableSlot(desc, table_slot_callbacks(s.rel));
     BulkInsertState bistate = n > 1 ? GetBulkInsertState() : nullptr;
     const CommandId cid = s.estate->es_output_cid;
     for (int first = 0; first < n; first += kChunk) {
         const int m = Min(kChunk, n - first);
         for (int j = 0; j < m; j++)
-            fill_slot(s, slots[j], events[first + j], ids[first + j], values, nulls);
+            fill_slot(s, slots[j], events[first + j], ids[first + j]);
         if (m == 1)
             table_tuple_insert(s.rel, slots[0], cid, 0, bistate);
         else
@@ -305,9 +254,7 @@ void insert_rows(Store& s, const Event* events, int n, const int64* ids, bool* f
     if (bistate)
         FreeBulkInsertState(bistate);
     for (int i = 0; i < slot_count; i++)
-        ExecClearTuple(slots[i]);
-    pfree(values);
-    pfree(nulls);
+        ExecDropSingleTupleTableSlot(slots[i]);
 }
 
 // Settles every flagged row: a twin with the same payload wins (it was there
