@@ -7,9 +7,11 @@
 #             metering.events (row trigger), vs COPY into a plain table
 #   Figure 4  invoice lines of one monthly period over 10 million events vs the
 #             same lines written by hand over a plain table (invoice_lines.sh)
+#   Figure 5  close_periods over 10 million events (close_periods.sh, own cluster)
 # Environment: BENCH_DURATION (s per pgbench run, 15), BENCH_ROUNDS (3),
 # BENCH_BATCHES (batches of 1,000 events in Figures 2 and 3, 100), BENCH_IL (0:
-# skip Figure 4; its own knobs are in invoice_lines.sh), BENCH_DESTDIR (install
+# skip Figure 4; its own knobs are in invoice_lines.sh), BENCH_CP (0: skip
+# Figure 5), BENCH_DESTDIR (install
 # the extension under this root and run that copy's server instead of installing
 # into the system's Postgres).
 set -euo pipefail
@@ -194,4 +196,10 @@ echo "                            2 $(pair_ratios f2_ours f2_plain), 3 $(pair_ra
 if [ -s "$WORK/figure4.txt" ]; then
     echo
     cat "$WORK/figure4.txt"
+fi
+
+# --- Figure 5: close_periods over 10 million events (its own cluster) -----------
+if [ "${BENCH_CP:-1}" != 0 ]; then
+    cluster_stop
+    bash "$HERE/close_periods.sh"
 fi
