@@ -122,10 +122,16 @@ void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*)
     }
 }
 
-void on_relcache(Datum, Oid)
+void on_relcache(Datum, Oid relid)
 {
-    // Any invalidation may be a DROP EXTENSION; entries are cheap to reload.
-    reset_caches();
+    // The caches depend on metering's relations being the same ones (DROP
+    // EXTENSION changes them), not on their rows: customers and meters are never
+    // deleted or changed, and a customer that is new since a lookup is a miss
+    // that probes the index. Other relations' invalidations (autovacuum's
+    // statistics of any table, DDL elsewhere) leave the caches alone, so that a
+    // preloaded customer cache is not read again and again during a load.
+    if (pg::concerns_cached_relation(relid))
+        reset_caches();
 }
 
 uint64 text_hash(const text* t)

@@ -43,6 +43,16 @@ void forget_relation_oids()
         oid = InvalidOid;
 }
 
+bool concerns_cached_relation(Oid relid)
+{
+    if (!OidIsValid(relid))
+        return true;
+    for (Oid oid : oids)
+        if (oid == relid)
+            return true;
+    return false;
+}
+
 Snapshot current_snapshot()
 {
     return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();

@@ -20,6 +20,9 @@ enum class Rel { customers, customers_pkey, meters, meters_pkey, events, events_
 Oid relation_oid(Rel which);
 // Forgets the cached OIDs (on relcache invalidation: DROP EXTENSION may have run).
 void forget_relation_oids();
+// Whether an invalidation of relid (InvalidOid: of every relation) concerns a
+// relation whose OID is cached.
+bool concerns_cached_relation(Oid relid);
 
 // The snapshot that SQL run at this point would read with.
 Snapshot current_snapshot();
