@@ -580,18 +580,41 @@ std::optional<agg::FixedValue> fixed_of(Datum datum)
     return agg::fixed_from_base10000(negative, weight, dscale, digits, int(ndigits));
 }
 
+// The header of a line's state; the core state of its kind follows it in the
+// same allocation.
 struct LineState {
     ContextResource memory;
     LineKind kind;
-    void* state;  // an agg::UniqueCountState, LatestState or CounterState, in memory
 
-    LineState(MemoryContext context, LineKind k) : memory(context), kind(k), state(nullptr) {}
+    LineState(MemoryContext context, LineKind k) : memory(context), kind(k) {}
 
+    static constexpr std::size_t kStateOffset = MAXALIGN(sizeof(ContextResource) + sizeof(LineKind));
     template <typename S>
-    S& as() { return *static_cast<S*>(state); }
+    S& as() { return *reinterpret_cast<S*>(reinterpret_cast<char*>(this) + kStateOffset); }
     template <typename S>
-    const S& as() const { return *static_cast<const S*>(state); }
+    const S& as() const { return *reinterpret_cast<const S*>(reinterpret_cast<const char*>(this) + kStateOffset); }
 };
+
+template <typename S>
+struct StateType {
+    using type = S;
+};
+
+// Calls f(StateType<S>{}) with S the core state of kind.
+template <typename F>
+decltype(auto) with_state_type(LineKind kind, F&& f)
+{
+    switch (kind) {
+    case LineKind::unique_count:
+        return f(StateType<agg::UniqueCountState>{});
+    case LineKind::latest:
+        return f(StateType<agg::LatestState>{});
+    case LineKind::counter:
+        return f(StateType<agg::CounterState>{});
+    default:  // count, sum, max, min
+        return f(StateType<agg::ScalarState>{});
+    }
+}
 
 LineKind line_kind(std::int32_t k)
 {
@@ -610,58 +633,31 @@ LineState* new_line_state(MemoryContext context, LineKind kind)
                       alignof(agg::LatestState) <= MAXIMUM_ALIGNOF &&
                       alignof(agg::CounterState) <= MAXIMUM_ALIGNOF,
                   "palloc aligns to MAXIMUM_ALIGNOF");
-    std::size_t state_size = sizeof(agg::CounterState);
-    if (kind == LineKind::unique_count)
-        state_size = sizeof(agg::UniqueCountState);
-    else if (kind == LineKind::latest)
-        state_size = sizeof(agg::LatestState);
-    else if (kind != LineKind::counter)
-        state_size = sizeof(agg::ScalarState);
-    std::size_t size = MAXALIGN(sizeof(LineState)) + state_size;
-    auto* memory = static_cast<char*>(pg_safe([&] { return MemoryContextAlloc(context, size); }));
-    auto* line = new (memory) LineState(context, kind);
-    void* at = memory + MAXALIGN(sizeof(LineState));
-    switch (kind) {
-    case LineKind::count:
-    case LineKind::sum:
-    case LineKind::max:
-    case LineKind::min:
-        line->state = new (at) agg::ScalarState(static_cast<agg::ScalarKind>(kind), &line->memory);
-        break;
-    case LineKind::unique_count:
-        line->state = new (at) agg::UniqueCountState(&line->memory);
-        break;
-    case LineKind::latest:
-        line->state = new (at) agg::LatestState(true, &line->memory);
-        break;
-    case LineKind::counter:
-        line->state = new (at) agg::CounterState(true, &line->memory);
-        break;
-    }
-    return line;
+    static_assert(sizeof(LineState) <= LineState::kStateOffset, "the state follows the header");
+    return with_state_type(kind, [&](auto type) {
+        using S = typename decltype(type)::type;
+        auto* memory = static_cast<char*>(
+            pg_safe([&] { return MemoryContextAlloc(context, LineState::kStateOffset + sizeof(S)); }));
+        auto* line = new (memory) LineState(context, kind);
+        void* at = memory + LineState::kStateOffset;
+        if constexpr (std::is_same_v<S, agg::ScalarState>)
+            new (at) S(static_cast<agg::ScalarKind>(kind), &line->memory);
+        else if constexpr (std::is_same_v<S, agg::UniqueCountState>)
+            new (at) S(&line->memory);
+        else
+            new (at) S(true, &line->memory);  // latest and counter, with the event id as tiebreak
+        return line;
+    });
 }
 
 void merge_line(LineState& into, const LineState& other)
 {
     if (into.kind != other.kind)
         throw core::Error(core::sqlstate::kInvalidParameter, "line states of different kinds");
-    switch (into.kind) {
-    case LineKind::count:
-    case LineKind::sum:
-    case LineKind::max:
-    case LineKind::min:
-        into.as<agg::ScalarState>().merge(other.as<agg::ScalarState>());
-        break;
-    case LineKind::unique_count:
-        into.as<agg::UniqueCountState>().merge(other.as<agg::UniqueCountState>());
-        break;
-    case LineKind::latest:
-        into.as<agg::LatestState>().merge(other.as<agg::LatestState>());
-        break;
-    case LineKind::counter:
-        into.as<agg::CounterState>().merge(other.as<agg::CounterState>());
-        break;
-    }
+    with_state_type(into.kind, [&](auto type) {
+        using S = typename decltype(type)::type;
+        into.as<S>().merge(other.as<S>());
+    });
 }
 
 MemoryContext line_aggregate_context(FunctionCallInfo fcinfo)
@@ -760,23 +756,7 @@ Datum line_serialize(FunctionCallInfo fcinfo)
     line_aggregate_context(fcinfo);
     auto* line = reinterpret_cast<LineState*>(PG_GETARG_POINTER(0));
     std::string bytes(1, char(static_cast<std::int32_t>(line->kind)));
-    switch (line->kind) {
-    case LineKind::count:
-    case LineKind::sum:
-    case LineKind::max:
-    case LineKind::min:
-        bytes += line->as<agg::ScalarState>().serialized();
-        break;
-    case LineKind::unique_count:
-        bytes += line->as<agg::UniqueCountState>().serialized();
-        break;
-    case LineKind::latest:
-        bytes += line->as<agg::LatestState>().serialized();
-        break;
-    case LineKind::counter:
-        bytes += line->as<agg::CounterState>().serialized();
-        break;
-    }
+    with_state_type(line->kind, [&](auto type) { bytes += line->as<typename decltype(type)::type>().serialized(); });
     return bytes_datum(bytes);
 }
 
@@ -788,23 +768,7 @@ Datum line_deserialize(FunctionCallInfo fcinfo)
         throw core::Error(core::sqlstate::kInvalidBinaryRepresentation, "empty line state");
     LineState* line = new_line_state(CurrentMemoryContext, line_kind(static_cast<unsigned char>(bytes[0])));
     bytes.remove_prefix(1);
-    switch (line->kind) {
-    case LineKind::count:
-    case LineKind::sum:
-    case LineKind::max:
-    case LineKind::min:
-        line->as<agg::ScalarState>().parse(bytes);
-        break;
-    case LineKind::unique_count:
-        line->as<agg::UniqueCountState>().parse(bytes);
-        break;
-    case LineKind::latest:
-        line->as<agg::LatestState>().parse(bytes);
-        break;
-    case LineKind::counter:
-        line->as<agg::CounterState>().parse(bytes);
-        break;
-    }
+    with_state_type(line->kind, [&](auto type) { line->as<typename decltype(type)::type>().parse(bytes); });
     PG_RETURN_POINTER(line);
 }
 
