@@ -118,13 +118,8 @@ ScalarState::ScalarState(ScalarKind kind, std::pmr::memory_resource* memory)
 
 bool ScalarState::wins(int cmp, int scale) const
 {
-    int current_scale = wide_ ? -1 : scale_;
-    if (wide_) {
-        std::string_view in = wide_value_;
-        current_scale = Decimal::read_from(in).scale();
-    }
     if (cmp == 0)
-        return scale > current_scale;
+        return scale > scale_;
     return kind_ == ScalarKind::max ? cmp > 0 : cmp < 0;
 }
 
@@ -218,6 +213,7 @@ void ScalarState::set_wide(const Decimal& value)
     value.append_to(bytes);
     wide_value_.assign(bytes.data(), bytes.size());
     wide_ = true;
+    scale_ = value.scale();
 }
 
 std::string ScalarState::serialized() const

@@ -77,7 +77,7 @@ private:
     unsigned char units_[16] = {};
     __int128 units() const;
     void set_units(__int128 units);
-    int scale_ = 0;
+    int scale_ = 0;  // of the value held, wide or not
     std::pmr::string wide_value_;  // Decimal binary form
 };
 
