@@ -1063,7 +1063,7 @@ COMMENT ON VIEW metering._started_periods IS
 -- one pass, 0: one line at a time.
 CREATE VIEW metering._usage_lines AS
 SELECT sp.subscription_id, sp.customer_id, sp.period_start, sp.period_end, ch.charge_id, ch.meter,
-       ch.pricing, sp.currency, m.value_property, m.filter, m.kind AS k, m AS meter_row
+       ch.pricing, sp.currency, m.filter, m.kind AS k, m AS meter_row
 FROM metering._started_periods sp
 JOIN metering.charges ch ON ch.plan_code = sp.plan_code
 JOIN metering.meters m ON m.code = ch.meter;
