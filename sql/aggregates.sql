@@ -230,6 +230,21 @@ SELECT metering.unique_count((i % 1000)::text),
        metering.time_weighted(i % 3, '2025-01-01Z'::timestamptz + (i % 4) * interval '6 hours', '2025-01-01Z', '2025-01-02Z')
 FROM generate_series(1, 1000001) i;   -- 1000; 1 + 100001 increments; 2 x 24 = 48
 
+-- metering._line_quantity: the invoice lines' one aggregate (kind 1 count .. 7 counter)
+SELECT k, metering._line_quantity(k, v, t, at, id, op) AS quantity
+FROM (VALUES (1, 2.5, NULL, '2025-01-01Z'::timestamptz, 1, NULL), (1, NULL, NULL, '2025-01-02Z', 2, NULL),
+             (2, 2.5, NULL, '2025-01-01Z', 1, NULL), (2, 0.25, NULL, '2025-01-02Z', 2, NULL),
+             (3, 2.5, NULL, '2025-01-01Z', 1, NULL), (3, 2.50, NULL, '2025-01-02Z', 2, NULL),
+             (4, 2.5, NULL, '2025-01-01Z', 1, NULL), (4, -1, NULL, '2025-01-02Z', 2, NULL),
+             (5, NULL, 'a', '2025-01-01Z', 1, NULL), (5, NULL, 'a', '2025-01-02Z', 2, NULL),
+             (6, 7, NULL, '2025-01-02Z', 1, NULL), (6, 8, NULL, '2025-01-01Z', 2, NULL),
+             (7, 5, NULL, '2025-01-01Z', 1, 'set'), (7, 2, NULL, '2025-01-02Z', 2, 'increment'))
+     AS r(k, v, t, at, id, op)
+GROUP BY k ORDER BY k;   -- 2 rows; 2.75; 2.50; -1; 1 value; 7 (latest at); 5 + 2
+-- bad input: a kind outside 1..7, and a kind that changes within a group
+SELECT metering._line_quantity(9, 1, NULL, now(), 1, NULL);
+SELECT metering._line_quantity(k, 1, NULL, now(), 1, NULL) FROM (VALUES (1), (2)) r(k);
+
 DROP TABLE gauge, requests, ops, shard_states, shard_states_back, pts CASCADE;
 DROP AGGREGATE unique_count_partial(text), unique_count_finish(metering.aggregate_state),
     time_weighted_partial(numeric, timestamptz, timestamptz, timestamptz), time_weighted_finish(metering.aggregate_state);
