@@ -137,7 +137,7 @@ END
 $$;
 COMMENT ON FUNCTION metering._refuse_change() IS
     'Internal: refuses changes to append-only or referenced rows.';
-CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON metering.events
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON metering.events
     FOR EACH STATEMENT EXECUTE FUNCTION metering._refuse_change(
         'events are append-only', 'Record a correction as a new event.');
 CREATE TRIGGER customers_keep BEFORE DELETE OR TRUNCATE ON metering.customers

@@ -231,28 +231,40 @@ DECLARE
     cutoff timestamptz;
     s metering.subscriptions;
     p record;
+    locked boolean;
     made int := 0;
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'as_of must be a finite timestamp, not %', coalesce(as_of::text, 'NULL')
             USING ERRCODE = '22004';
     END IF;
+    IF as_of > now() THEN
+        RAISE EXCEPTION 'as_of must not be in the future' USING ERRCODE = '22023',
+            DETAIL = format('as_of is %s, now() is %s.', as_of, now()),
+            HINT = 'A period is closed once it has ended; usage may still arrive for periods that have not.';
+    END IF;
     cutoff := as_of - metering._grace_period();
     FOR s IN SELECT * FROM metering.subscriptions x WHERE x.starts_at < cutoff ORDER BY x.subscription_id LOOP
-        FOR p IN SELECT sp.* FROM metering.customers c, metering.plans pl,
-                         metering._subscription_periods(s, c.timezone, pl.billing_interval, s.starts_at, cutoff) sp
-                 WHERE c.customer_id = s.customer_id AND pl.code = s.plan_code AND sp.period_end <= cutoff
-                   AND NOT EXISTS (SELECT 1 FROM metering.invoices i
-                                   WHERE i.subscription_id = s.subscription_id AND i.kind = 'regular'
-                                     AND i.status <> 'void' AND i.period_start = sp.period_start)
-                 ORDER BY sp.period_start
+        locked := false;
+        -- The first due period without its regular invoice, again after each invoice.
         LOOP
-            -- Everything that bills a customer takes this lock; ingest never does.
-            PERFORM 1 FROM metering.customers c WHERE c.customer_id = s.customer_id FOR UPDATE;
-            -- A concurrent close_periods may have issued it while we waited (new snapshot).
-            CONTINUE WHEN EXISTS (SELECT 1 FROM metering.invoices i
-                                  WHERE i.subscription_id = s.subscription_id AND i.kind = 'regular'
-                                    AND i.status <> 'void' AND i.period_start = p.period_start);
+            SELECT sp.* INTO p FROM metering.customers c, metering.plans pl,
+                   metering._subscription_periods(s, c.timezone, pl.billing_interval, s.starts_at, cutoff) sp
+            WHERE c.customer_id = s.customer_id AND pl.code = s.plan_code AND sp.period_end <= cutoff
+              AND NOT EXISTS (SELECT 1 FROM metering.invoices i
+                              WHERE i.subscription_id = s.subscription_id AND i.kind = 'regular'
+                                AND i.status <> 'void' AND i.period_start = sp.period_start)
+            ORDER BY sp.period_start LIMIT 1;
+            EXIT WHEN NOT FOUND;
+            IF NOT locked THEN
+                -- Everything that bills a customer takes this lock; ingest never does. Once
+                -- it is held, the subscription is read again (end_subscription may have
+                -- moved its end while we waited) and the due periods are computed again.
+                PERFORM 1 FROM metering.customers c WHERE c.customer_id = s.customer_id FOR UPDATE;
+                SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = s.subscription_id;
+                locked := true;
+                CONTINUE;
+            END IF;
             PERFORM metering._issue_invoice(s, p.period_start, p.period_end, p.full_start, p.full_end,
                                             'regular', as_of);
             made := made + 1;
@@ -260,7 +272,10 @@ BEGIN
         -- An ended subscription has no next invoice: its late usage gets an interim
         -- invoice of its last period (late usage lines only).
         IF s.ends_at IS NOT NULL AND s.ends_at <= cutoff THEN
-            PERFORM 1 FROM metering.customers c WHERE c.customer_id = s.customer_id FOR UPDATE;
+            IF NOT locked THEN
+                PERFORM 1 FROM metering.customers c WHERE c.customer_id = s.customer_id FOR UPDATE;
+                SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = s.subscription_id;
+            END IF;
             SELECT sp.* INTO p FROM metering.customers c, metering.plans pl,
                    metering._subscription_periods(s, c.timezone, pl.billing_interval, s.ends_at - interval '1 microsecond', s.ends_at) sp
             WHERE c.customer_id = s.customer_id AND pl.code = s.plan_code;
@@ -409,3 +424,92 @@ END
 $$;
 COMMENT ON FUNCTION metering.delete_unbilled_event(text, bigint) IS
     'Admin correction: deletes an event no invoice has billed. A billed event is never deleted.';
+
+-- The billing history cannot be rewritten: once a subscription has a live invoice, what
+-- its periods and amounts were computed from is frozen (docs/invoicing.md, "Frozen
+-- history"). A change to what no invoice used yet is allowed.
+CREATE FUNCTION metering._billed_until(subscription_id bigint) RETURNS timestamptz
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT max(CASE WHEN i.kind = 'regular' THEN i.period_end ELSE least(i.as_of, i.period_end) END)
+    FROM metering.invoices i
+    WHERE i.subscription_id = _billed_until.subscription_id AND i.status <> 'void'
+$$;
+COMMENT ON FUNCTION metering._billed_until(bigint) IS
+    'Internal: the instant up to which a subscription is invoiced (the end of its last invoiced period, '
+    'or an interim invoice''s as_of); NULL when no live invoice.';
+
+CREATE FUNCTION metering._freeze_billed() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    billed_until timestamptz;
+    other bigint;
+BEGIN
+    -- Each branch first takes the locks that billing takes (the customers' rows), so that
+    -- an invoice being issued concurrently is either seen here or issued after the change.
+    IF TG_TABLE_NAME = 'plans' THEN
+        IF (NEW.currency, NEW.billing_interval, NEW.base_fee) IS DISTINCT FROM (OLD.currency, OLD.billing_interval, OLD.base_fee) THEN
+            PERFORM 1 FROM metering.customers c
+            WHERE c.customer_id IN (SELECT s.customer_id FROM metering.subscriptions s WHERE s.plan_code = OLD.code)
+            ORDER BY c.customer_id FOR UPDATE;
+        END IF;
+        IF (NEW.currency, NEW.billing_interval, NEW.base_fee) IS DISTINCT FROM (OLD.currency, OLD.billing_interval, OLD.base_fee)
+           AND EXISTS (SELECT 1 FROM metering.subscriptions s JOIN metering.invoices i USING (subscription_id)
+                       WHERE s.plan_code = OLD.code AND i.status <> 'void') THEN
+            RAISE EXCEPTION 'plan "%" has invoiced periods: its currency, billing_interval and base_fee are frozen', OLD.code
+                USING ERRCODE = 'MT017',
+                      HINT = 'Create a new plan and move subscriptions to it (end_subscription, subscribe) at a period boundary.';
+        END IF;
+    ELSIF TG_TABLE_NAME = 'customers' THEN
+        -- the UPDATE itself holds this customer's row lock
+        IF NEW.timezone IS DISTINCT FROM OLD.timezone
+           AND EXISTS (SELECT 1 FROM metering.invoices i WHERE i.customer_id = OLD.customer_id AND i.status <> 'void') THEN
+            RAISE EXCEPTION 'customer_id "%" has invoiced periods: its timezone is frozen', OLD.customer_id
+                USING ERRCODE = 'MT017',
+                      HINT = 'Billing periods follow the time zone; a new time zone needs a new subscription from a period boundary.';
+        END IF;
+        IF NEW.timezone IS DISTINCT FROM OLD.timezone THEN
+            PERFORM metering._check_timezone(NEW.timezone);
+        END IF;
+    ELSE  -- subscriptions
+        PERFORM 1 FROM metering.customers c WHERE c.customer_id IN (OLD.customer_id, NEW.customer_id)
+        ORDER BY c.customer_id FOR UPDATE;
+        billed_until := metering._billed_until(OLD.subscription_id);
+        IF billed_until IS NOT NULL
+           AND (NEW.customer_id, NEW.plan_code, NEW.starts_at, NEW.billing_anchor)
+               IS DISTINCT FROM (OLD.customer_id, OLD.plan_code, OLD.starts_at, OLD.billing_anchor) THEN
+            RAISE EXCEPTION 'subscription % has invoiced periods: its customer_id, plan_code, starts_at and billing_anchor are frozen',
+                OLD.subscription_id USING ERRCODE = 'MT017',
+                HINT = 'End it with metering.end_subscription and subscribe anew.';
+        END IF;
+        IF NEW.ends_at IS DISTINCT FROM OLD.ends_at THEN
+            IF NEW.ends_at < billed_until THEN
+                RAISE EXCEPTION 'ends_at % of subscription % is before %, up to which it is invoiced',
+                    NEW.ends_at, OLD.subscription_id, billed_until USING ERRCODE = 'MT017',
+                    HINT = 'Void the invoices after the new end first, or end it later.';
+            END IF;
+            SELECT s.subscription_id INTO other FROM metering.subscriptions s
+            WHERE s.customer_id = NEW.customer_id AND s.subscription_id <> OLD.subscription_id
+              AND s.starts_at < coalesce(NEW.ends_at, 'infinity') AND coalesce(s.ends_at, 'infinity') > NEW.starts_at
+            LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION 'subscription % would overlap subscription % of customer_id "%"',
+                    OLD.subscription_id, other, NEW.customer_id USING ERRCODE = 'MT019';
+            END IF;
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION metering._freeze_billed() IS
+    'Internal: refuses changes to plans, customers'' time zones and subscriptions that would move '
+    'periods or amounts under live invoices.';
+CREATE TRIGGER plans_freeze_billed BEFORE UPDATE ON metering.plans
+    FOR EACH ROW EXECUTE FUNCTION metering._freeze_billed();
+CREATE TRIGGER customers_freeze_billed BEFORE UPDATE ON metering.customers
+    FOR EACH ROW EXECUTE FUNCTION metering._freeze_billed();
+CREATE TRIGGER subscriptions_freeze_billed BEFORE UPDATE ON metering.subscriptions
+    FOR EACH ROW EXECUTE FUNCTION metering._freeze_billed();

@@ -203,11 +203,16 @@ BEGIN
         RAISE EXCEPTION '% must not be NULL', CASE WHEN subscription_id IS NULL THEN 'subscription_id' ELSE 'ends_at' END
             USING ERRCODE = '22004';
     END IF;
-    SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = end_subscription.subscription_id
-        FOR UPDATE;
+    SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = end_subscription.subscription_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'subscription % does not exist', subscription_id USING ERRCODE = 'MT020';
     END IF;
+    -- The customer's lock first, as billing takes it: no invoice is being issued for it
+    -- while the end moves (the trigger subscriptions_freeze_billed refuses an end before
+    -- what is already invoiced).
+    PERFORM 1 FROM metering.customers c WHERE c.customer_id = s.customer_id FOR UPDATE;
+    SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = end_subscription.subscription_id
+        FOR UPDATE;
     IF s.ends_at IS NOT NULL THEN
         RAISE EXCEPTION 'subscription % already ended at %', subscription_id, s.ends_at
             USING ERRCODE = '55000';
