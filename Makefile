@@ -12,7 +12,7 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" metering.contro
 SQL_MODULES = catalog ingest counters usage aggregates rollups rating invoicing privileges
 DATA = $(wildcard src/sql/metering--*.sql)
 DATA_built = metering--$(EXTVERSION).sql
-SRCS = $(wildcard src/core/*.cpp src/pg/*.cpp src/catalog/*.cpp src/ingest/*.cpp src/rating/*.cpp src/invoice/*.cpp)
+SRCS = $(wildcard src/core/*.cpp src/pg/*.cpp src/catalog/*.cpp src/ingest/*.cpp src/rating/*.cpp src/invoice/*.cpp src/rollup/*.cpp)
 OBJS = $(SRCS:.cpp=.o)
 
 PG_CONFIG ?= pg_config

@@ -25,9 +25,13 @@ cmake --build build/unit -j2 >/dev/null
 (cd build/unit && ctest --output-on-failure)
 
 source test/lib/cluster.sh
-cluster_start
+# The suites run with the rollup worker on (the library preloaded) on the regress and
+# pgTAP databases; the isolation specs make the steps explicit and run without it, and
+# pg_regress runs again on a cluster without the library preloaded, below.
+cluster_start "shared_preload_libraries = 'metering'" "metering.rollup_interval = '50ms'" \
+    "metering.rollup_databases = 'contrib_regression, tap'"
 
-step "pg_regress (sql/, expected/)"
+step "pg_regress (sql/, expected/), rollup worker on"
 if ! make -s installcheck; then
     cat regression.diffs 2>/dev/null | head -200
     exit 1
@@ -47,6 +51,14 @@ step "pgTAP suites (test/pgtap, pg_prove)"
 createdb tap
 pg_prove -d tap test/pgtap/*.sql
 
+cluster_stop
+
+step "pg_regress again, without the rollup worker (the library loaded on first use)"
+cluster_start
+if ! make -s installcheck; then
+    cat regression.diffs 2>/dev/null | head -200
+    exit 1
+fi
 cluster_stop
 
 step "upgrade from 0.1.0 (test/upgrade)"

@@ -1,5 +1,6 @@
 // SQL entry points of single-event ingest and counters.
 #include "ingest/events.hpp"
+#include "rollup/worker.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -74,8 +75,10 @@ PG_MODULE_MAGIC;
 void _PG_init(void);
 void _PG_init(void)
 {
+    metering::rollup::define_settings();
     metering::ingest::init_module();
     metering::invoice::init_module();
+    metering::rollup::register_workers();
 }
 
 PG_FUNCTION_INFO_V1(metering_ingest);

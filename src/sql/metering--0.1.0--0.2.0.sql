@@ -389,11 +389,21 @@ AS $$
 DECLARE
     prev txid_snapshot;
     cur txid_snapshot;
+    own bigint;
     consumed bigint;
 BEGIN
     SELECT r.snapshot INTO prev FROM metering.rollup_state r FOR UPDATE;
     -- Taken after the lock: every statement from here on sees at least what it sees.
     cur := txid_current_snapshot();
+    -- Never the step's own transaction (the lock gave it an id): it may insert events
+    -- after the step, under the same id. A snapshot does not list its own transaction,
+    -- which therefore looks visible once a later one has completed: list it as running.
+    own := txid_current_if_assigned();
+    IF own IS NOT NULL AND txid_visible_in_snapshot(own, cur) THEN
+        cur := format('%s:%s:%s', least(txid_snapshot_xmin(cur), own), txid_snapshot_xmax(cur),
+                      (SELECT string_agg(x::text, ',' ORDER BY x)
+                       FROM (SELECT txid_snapshot_xip(cur) UNION SELECT own) xs(x)))::txid_snapshot;
+    END IF;
     consumed := metering._rollup_add(prev, cur);
     UPDATE metering.rollup_state SET snapshot = cur, refreshed_at = clock_timestamp(),
                                      events_consumed = events_consumed + consumed;
