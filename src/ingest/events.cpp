@@ -443,7 +443,6 @@ void init_module()
         "How far in the future an event's occurred_at may be.",
         "Events further ahead are rejected: usually a sender's clock is wrong.",
         &max_future_skew_seconds, 300, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
-    MarkGUCPrefixReserved("metering");
     cache_context = AllocSetContextCreate(TopMemoryContext, "metering caches", ALLOCSET_DEFAULT_SIZES);
     RegisterXactCallback(on_xact, nullptr);
     RegisterSubXactCallback(on_subxact, nullptr);
