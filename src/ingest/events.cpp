@@ -25,6 +25,7 @@ extern "C" {
 
 #include <string>
 
+#include "core/input_syntax.hpp"
 #include "core/payload.hpp"
 #include "pg/datum.hpp"
 #include "pg/guard.hpp"
@@ -366,7 +367,24 @@ void check_value(const char* field, Numeric value, const MeterInfo& meter, const
                       [&] { return pg::numeric_text(value); });
 }
 
+// The number in a property: a JSON number, or a string that numeric_in takes
+// (checked first, so that an error it raises is a real one and propagates);
+// nullptr when it is neither.
+Numeric property_number(const JsonbValue* found)
+{
+    if (found->type == jbvNumeric)
+        return found->val.numeric;
+    if (found->type != jbvString)
+        return nullptr;
+    const std::string_view s(found->val.string.val, found->val.string.len);
+    if (!core::is_numeric_text(s))
+        return nullptr;
+    return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(pnstrdup(s.data(), s.size())),
+                                               ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+}
+
 // The number a meter with value_property aggregates must be in the event.
+// No C++ object lives across the Postgres calls here (field is palloc'd).
 void check_value_property(const Event& ev, const CacheEntry& meter)
 {
     using core::Aggregation;
@@ -381,42 +399,20 @@ void check_value_property(const Event& ev, const CacheEntry& meter)
     JsonbValue* found = nullptr;
     if (ev.properties)
         found = getKeyJsonValueFromContainer(&ev.properties->root, key, strlen(key), nullptr);
-    const std::string field = std::string("properties.") + key;
+    const char* field = psprintf("properties.%s", key);
     if (found == nullptr || found->type == jbvNull)
         throw core::Error(core::sqlstate::kNullValue,
-                          field + " is missing; meter " + core::quoted(view(ev.meter)) + " aggregates it",
+                          std::string(field) + " is missing; meter " + core::quoted(view(ev.meter)) +
+                              " aggregates it",
                           {}, "Add the property to the event, or use another meter.");
     if (kind == Aggregation::unique_count)
         return;
-    Numeric number = nullptr;
-    if (found->type == jbvNumeric) {
-        number = found->val.numeric;
-    } else if (found->type == jbvString) {
-        std::string s(found->val.string.val, found->val.string.len);
-        Datum parsed = 0;
-        bool ok = pg::pg_safe([&] {
-            bool parsed_ok = true;
-            PG_TRY();
-            {
-                parsed = DirectFunctionCall3(numeric_in, CStringGetDatum(s.c_str()),
-                                             ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-            }
-            PG_CATCH();
-            {
-                FlushErrorState();
-                parsed_ok = false;
-            }
-            PG_END_TRY();
-            return parsed_ok;
-        });
-        if (ok)
-            number = DatumGetNumeric(parsed);
-    }
+    Numeric number = property_number(found);
     if (number == nullptr)
         throw core::Error(core::sqlstate::kNonFiniteValue,
-                          field + " is not a number; meter " + core::quoted(view(ev.meter)) +
+                          std::string(field) + " is not a number; meter " + core::quoted(view(ev.meter)) +
                               " aggregates it");
-    check_value(field.c_str(), number, meter.meter, ev.meter);
+    check_value(field, number, meter.meter, ev.meter);
 }
 
 [[noreturn]] void throw_not_a_counter(const text* meter)
