@@ -422,9 +422,20 @@ void check_value_property(const Event& ev, const CacheEntry& meter)
                       "Counter operations need a meter created with aggregation 'counter'.");
 }
 
+[[noreturn]] void throw_op_not_for_meter(const Event& ev)
+{
+    const char* op = ev.op == CounterOp::set ? "set" : "increment";
+    throw core::Error(core::sqlstate::kCounterMisuse,
+                      std::string(ev.op_field) + " " + core::quoted(op) + " is only for counters; meter " +
+                          core::quoted(view(ev.meter)) + " is not a counter",
+                      {}, "Leave op NULL for events of other meters.");
+}
+
 void check_counter_rules(Event& ev, const MeterInfo& meter)
 {
     const bool is_counter = meter.kind == core::Aggregation::counter;
+    if (!is_counter && ev.op != CounterOp::none && ev.op_field)
+        throw_op_not_for_meter(ev);
     if (!is_counter && ev.op != CounterOp::none)
         throw_not_a_counter(ev.meter);
     if (!is_counter)
