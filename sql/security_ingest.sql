@@ -199,7 +199,11 @@ SELECT metering.create_meter('big', 'sum', 'gb',
 SELECT pg_column_size(filter) > 2000 AS filter_out_of_line FROM metering.meters WHERE code = 'big';
 SELECT metering.ingest('s1', 'big', 1, '2025-11-07Z',
     properties => (SELECT filter FROM metering.meters WHERE code = 'big') || '{"gb": 4}') > 0 AS stored;
-COMMENT ON TABLE metering.meters IS 'invalidates the relcache of meters';
+-- a change of meters' catalog entry invalidates it: the caches are dropped at
+-- the next lookup (with a concurrent change, the invalidation can arrive in the
+-- middle of the lookup: the entry being filled stays valid until it is done)
+GRANT SELECT ON metering.meters TO PUBLIC;
+REVOKE SELECT ON metering.meters FROM PUBLIC;
 SELECT metering.ingest('s1', 'big', 1, '2025-11-08Z', properties => '{"gb": "x"}') > 0 AS outside_filter;
 SELECT * FROM pg_temp.error_of($$SELECT metering.ingest('s1', 'big', 1, '2025-11-09Z',
     properties => (SELECT filter FROM metering.meters WHERE code = 'big') || '{"gb": "x"}')$$);
