@@ -5,7 +5,13 @@
 #   make bench      benchmarks beside their baselines
 EXTENSION = metering
 MODULE_big = metering
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" metering.control)
+
+# SQL: the released install script (never edited), the update scripts, and the
+# current version's install script, built from the modules in this order.
+SQL_MODULES = catalog ingest counters usage aggregates rating invoicing privileges
 DATA = $(wildcard src/sql/metering--*.sql)
+DATA_built = metering--$(EXTVERSION).sql
 SRCS = $(wildcard src/core/*.cpp src/pg/*.cpp src/catalog/*.cpp src/ingest/*.cpp src/rating/*.cpp src/invoice/*.cpp)
 OBJS = $(SRCS:.cpp=.o)
 
@@ -32,6 +38,11 @@ include $(PGXS)
 %.o : %.cpp
 	@mkdir -p $(DEPDIR)
 	$(COMPILE.cc) -o $@ $< -MMD -MP -MF $(DEPDIR)/$(subst /,_,$*).Po
+
+metering--$(EXTVERSION).sql: $(SQL_MODULES:%=src/sql/modules/%.sql) metering.control
+	{ printf '%s\n' '-- metering $(EXTVERSION), built by the Makefile from src/sql/modules/: edit those.' \
+	         '\echo Use "CREATE EXTENSION metering" to load this file. \quit'; \
+	  for m in $(SQL_MODULES); do echo; cat src/sql/modules/$$m.sql; done; } > $@
 
 .PHONY: test demo bench deps unit
 deps:

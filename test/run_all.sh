@@ -49,6 +49,9 @@ pg_prove -d tap test/pgtap/*.sql
 
 cluster_stop
 
+step "upgrade from 0.1.0 (test/upgrade)"
+bash test/upgrade/upgrade.sh
+
 step "stress test (test/stress): concurrent ingest while periods close"
 for t in test/stress/*.sh; do bash "$t"; done
 

@@ -1,4 +1,4 @@
--- pgTAP: the shape of the metering 0.1.0 install (SPEC section 3): schema,
+-- pgTAP: the shape of the metering install (SPEC section 3): schema,
 -- tables, public functions with their exact signatures, return types,
 -- volatility, SECURITY DEFINER, keys, indexes, triggers and comments.
 BEGIN;
