@@ -9,7 +9,7 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" metering.contro
 
 # SQL: the released install script (never edited), the update scripts, and the
 # current version's install script, built from the modules in this order.
-SQL_MODULES = catalog ingest counters usage aggregates rating invoicing privileges
+SQL_MODULES = catalog ingest counters usage aggregates rollups rating invoicing privileges
 DATA = $(wildcard src/sql/metering--*.sql)
 DATA_built = metering--$(EXTVERSION).sql
 SRCS = $(wildcard src/core/*.cpp src/pg/*.cpp src/catalog/*.cpp src/ingest/*.cpp src/rating/*.cpp src/invoice/*.cpp)

@@ -104,11 +104,15 @@ INSERT INTO attempts VALUES
     ('regress_finance', $$SELECT metering.delete_unbilled_event('c1', $$ || :billed_event || $$)$$),
     ('regress_finance', $$SELECT metering.close_periods(now() + interval '1 day')$$),
     ('regress_finance', $$SET metering.close_grace_period = 0$$),
-    ('regress_finance', $$SELECT metering._issue_invoice(s, '2025-03-01', '2025-04-01', '2025-03-01', '2025-04-01', 'regular', now()) FROM metering.subscriptions s$$),
+    ('regress_finance', $$SELECT metering._issue_invoices(ARRAY[1], now(), now(), 'regular')$$),
+    ('regress_finance', $$SELECT metering._rollup_rebuild('c1')$$),
+    ('regress_finance', $$DELETE FROM metering.late_groups$$),
+    ('regress_finance', $$UPDATE metering.rollup_state SET snapshot = '1:1:'$$),
+    ('regress_app', $$SELECT metering.refresh_usage()$$),
     ('regress_finance', $$SELECT metering._internal_change(true)$$),
     ('postgres', $$UPDATE metering.invoices SET total = 0$$),
     ('postgres', $$DELETE FROM metering.invoice_items$$),
-    ('postgres', $$TRUNCATE metering.billed_events$$),
+    ('postgres', $$TRUNCATE metering.billed_lines$$),
     ('postgres', $$SELECT metering.delete_unbilled_event('c1', $$ || :billed_event || $$)$$);
 
 \pset format unaligned

@@ -12,8 +12,9 @@ def definitions(name):
         text = open(path).read()
         for m in re.finditer(r'^CREATE FUNCTION metering\.%s\(' % re.escape(name), text, re.M):
             rest = text[m.start():]
-            if '\nAS $$' in rest.split(';', 1)[0] or re.match(r'[^;]*\nAS \$\$', rest, re.S):
-                end = rest.index('\n$$;') + len('\n$$;')
+            body = re.match(r'[^;]*?\nAS \$\$', rest, re.S)
+            if body:  # the body ends at the first $$ after the one that opens it
+                end = rest.index('$$;', body.end()) + len('$$;')
             else:
                 end = rest.index(';') + 1
             yield rest[:end].replace('CREATE FUNCTION', 'CREATE OR REPLACE FUNCTION', 1)

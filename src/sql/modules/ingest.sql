@@ -18,7 +18,8 @@ CREATE TABLE metering.events (
     properties      jsonb NOT NULL DEFAULT '{}',
     op              text CHECK (op IN ('increment', 'set')),
     -- Rating reads one customer's meter over a period: this key serves it.
-    PRIMARY KEY (customer_id, meter, due_at, event_id)
+    PRIMARY KEY (customer_id, meter, due_at, event_id),
+    txid            bigint NOT NULL DEFAULT txid_current()
 );
 -- Dedup for all time, led by customer_id like every key (shardable by customer).
 CREATE UNIQUE INDEX events_idempotency_key ON metering.events (customer_id, idempotency_key)
@@ -29,6 +30,12 @@ COMMENT ON TABLE metering.events IS
     'every path applies the same validation and dedup rules.';
 COMMENT ON COLUMN metering.events.due_at IS
     'Decides the billing period of the event; defaults to occurred_at.';
+-- The rollup step finds the events committed since its last snapshot by their
+-- transaction ids, which grow with the table: a BRIN index costs ingest next to nothing.
+CREATE INDEX events_txid ON metering.events USING brin (txid) WITH (pages_per_range = 16, autosummarize = on);
+COMMENT ON COLUMN metering.events.txid IS
+    'The inserting (top-level) transaction, as txid_current(): the rollup step consumes an event once its '
+    'transaction is visible in the step''s snapshot (docs/design.md, "Rollups").';
 COMMENT ON COLUMN metering.events.op IS
     'Counter operation (increment or set) for events of counter meters; NULL otherwise.';
 

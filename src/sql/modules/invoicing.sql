@@ -60,35 +60,71 @@ CREATE TABLE metering.invoice_items (
     free_units        numeric NOT NULL,
     billable_quantity numeric NOT NULL,
     amount            numeric NOT NULL,
-    PRIMARY KEY (invoice_id, item_no)
+    PRIMARY KEY (invoice_id, item_no),
+    period_quantity   numeric
 );
 COMMENT ON TABLE metering.invoice_items IS
     'Lines of an invoice. usage: the period''s billed quantity so far and the amount still due for it '
-    '(rate of the whole minus what earlier invoices of the period billed); late_usage: events of an '
-    'already invoiced period, rated on their own quantity without free units; base_fee.';
+    '(rate of the whole minus what earlier invoices of the period billed); late_usage: the usage an '
+    'already invoiced period gained since, priced at the margin without free units '
+    '(rate''(billed + late) - rate''(billed)); base_fee.';
+COMMENT ON COLUMN metering.invoice_items.period_quantity IS
+    'The period''s whole quantity once this line is billed (what late usage is priced from); NULL for a base fee.';
 COMMENT ON COLUMN metering.invoice_items.period_start IS
     'The billing period the line''s usage belongs to (an earlier one for late_usage).';
 
--- One row per billed event: which invoice billed it. The primary key makes a second
--- billing impossible; voiding an invoice deletes its rows (the usage is unbilled again).
-CREATE TABLE metering.billed_events (
-    customer_id text COLLATE "C" NOT NULL,
-    event_id    bigint NOT NULL,
-    -- No foreign key: _issue_invoice writes the invoice and its marks together, and a
-    -- per-row RI check was half of the time of marking 10 million events.
-    invoice_id  bigint NOT NULL,
-    meter       text COLLATE "C" NOT NULL,   -- copied from the event: an invoice's late
-    due_at      timestamptz NOT NULL,        -- lines are found from its own marks
-    PRIMARY KEY (customer_id, event_id)
+-- Exactly once without a row per billed event (docs/design.md, "Rollups"): a regular
+-- invoice bills the rolled-up state of its period (every event the rollup steps
+-- consumed up to it); an event consumed later into an invoiced period is late usage,
+-- billed by the next invoice as the difference between the period's quantity now and
+-- the quantity already billed, both kept here per subscription period and charge.
+CREATE TABLE metering.billed_lines (
+    subscription_id bigint NOT NULL,
+    period_start    timestamptz NOT NULL,
+    charge_id       bigint NOT NULL,
+    quantity        numeric NOT NULL,   -- the period's quantity the last live line billed
+    amount          numeric NOT NULL,   -- what the live lines of the period billed in all
+    PRIMARY KEY (subscription_id, period_start, charge_id)
 );
-CREATE INDEX billed_events_invoice ON metering.billed_events (invoice_id);
-COMMENT ON TABLE metering.billed_events IS
-    'Exactly-once bookkeeping: the invoice that billed each billed event.';
+COMMENT ON TABLE metering.billed_lines IS
+    'Exactly-once bookkeeping: per subscription period and charge, the period''s quantity its last live '
+    'invoice line billed, and the sum of the amounts of its live lines.';
+
+-- Invoiced periods whose group received events since: the next invoice of the
+-- subscription bills the difference as late usage (O(late groups), not O(history)).
+CREATE TABLE metering.late_groups (
+    subscription_id bigint NOT NULL,
+    period_start    timestamptz NOT NULL,
+    meter           text COLLATE "C" NOT NULL,
+    PRIMARY KEY (subscription_id, period_start, meter)
+);
+COMMENT ON TABLE metering.late_groups IS
+    'Invoiced periods whose usage changed since their invoice: late usage for the subscription''s next invoice.';
+
+-- Failures of close_periods, one row per subscription until a run invoices it.
+CREATE TABLE metering.billing_failures (
+    subscription_id bigint PRIMARY KEY,
+    customer_id     text COLLATE "C" NOT NULL,
+    sqlstate        text NOT NULL,
+    message         text NOT NULL,
+    first_failed_at timestamptz NOT NULL,
+    last_failed_at  timestamptz NOT NULL,
+    attempts        int NOT NULL
+);
+COMMENT ON TABLE metering.billing_failures IS
+    'Subscriptions close_periods could not invoice, with the error of the last attempt; the next run retries them.';
+CREATE VIEW metering.billing_errors AS
+SELECT f.subscription_id, f.customer_id, f.sqlstate, f.message, f.first_failed_at, f.last_failed_at, f.attempts
+FROM metering.billing_failures f;
+COMMENT ON VIEW metering.billing_errors IS
+    'Subscriptions close_periods could not invoice (each run retries them): the error of the last attempt, '
+    'when they first and last failed, and how many runs failed.';
 
 SELECT pg_catalog.pg_extension_config_dump('metering.invoices', '');
 SELECT pg_catalog.pg_extension_config_dump('metering.invoices_invoice_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('metering.invoice_items', '');
-SELECT pg_catalog.pg_extension_config_dump('metering.billed_events', '');
+SELECT pg_catalog.pg_extension_config_dump('metering.billed_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('metering.billing_failures', '');
 
 CREATE TRIGGER invoices_immutable BEFORE UPDATE OR DELETE OR TRUNCATE ON metering.invoices
     FOR EACH STATEMENT EXECUTE FUNCTION metering._refuse_change(
@@ -96,132 +132,226 @@ CREATE TRIGGER invoices_immutable BEFORE UPDATE OR DELETE OR TRUNCATE ON meterin
 CREATE TRIGGER invoice_items_immutable BEFORE UPDATE OR DELETE OR TRUNCATE ON metering.invoice_items
     FOR EACH STATEMENT EXECUTE FUNCTION metering._refuse_change(
         'invoice items are immutable', 'Void the invoice with metering.void_invoice and bill again.');
-CREATE TRIGGER billed_events_keep BEFORE UPDATE OR DELETE OR TRUNCATE ON metering.billed_events
+CREATE TRIGGER billed_lines_keep BEFORE UPDATE OR DELETE OR TRUNCATE ON metering.billed_lines
     FOR EACH STATEMENT EXECUTE FUNCTION metering._refuse_change(
-        'billing marks change only with their invoice', 'Void the invoice with metering.void_invoice.');
+        'what was billed changes only with its invoices', 'Void the invoice with metering.void_invoice.');
 
--- Issues one invoice of subscription s: 'regular' for the period [p_start, p_end),
--- 'interim' for its usage due at or before as_of. The caller holds the customer lock.
-CREATE FUNCTION metering._issue_invoice(s metering.subscriptions, p_start timestamptz, p_end timestamptz,
-        full_start timestamptz, full_end timestamptz, inv_kind text, as_of timestamptz)
-    RETURNS bigint
+-- Issues, in a handful of statements, the invoices of the subscriptions subs (the caller
+-- holds the rollup lock and their customers' locks):
+--   mode 'regular': every period ended at or before cutoff without its live regular
+--     invoice, billing the period's rolled-up quantity; and, for a subscription ended at
+--     or before cutoff that has late usage but no period left to close, an interim
+--     invoice of its last period with the late usage alone;
+--   mode 'interim': the open period containing as_of, billing the usage due up to as_of.
+-- A usage line bills round(rate(quantity)) minus what the period's live lines billed;
+-- a late line bills round(rate'(now) - rate'(billed)), rate' without free units
+-- (billwerk: no free quota for late entries), on the subscription's first new invoice.
+-- Returns the number of invoices made.
+CREATE FUNCTION metering._issue_invoices(subs bigint[], cutoff timestamptz, as_of timestamptz, mode text)
+    RETURNS int
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    c metering.customers;
-    pl metering.plans;
-    exponent int;
-    id bigint;
-    item int := 0;
-    inv_total numeric := 0;
-    ch record;
-    late record;
-    q numeric;
-    prev numeric;
-    amount numeric;
-    fraction numeric;
-    period_closed boolean;
-    live_ids bigint[];
-    late_meter metering.meters;
+    made int;
 BEGIN
-    SELECT * INTO c FROM metering.customers x WHERE x.customer_id = s.customer_id;
-    SELECT * INTO pl FROM metering.plans x WHERE x.code = s.plan_code;
-    exponent := metering.currency_exponent(pl.currency);
-    INSERT INTO metering.invoices (subscription_id, customer_id, period_start, period_end, kind, status,
-                                   currency, total, issued_at, as_of)
-    VALUES (s.subscription_id, s.customer_id, p_start, p_end, inv_kind,
-            CASE WHEN c.auto_issue THEN 'issued' ELSE 'pending_review' END, pl.currency, 0,
-            CASE WHEN c.auto_issue THEN now() END, as_of)
-    RETURNING invoice_id INTO id;
-    -- An interim invoice of a period that already has its regular invoice bills late usage only.
-    period_closed := EXISTS (SELECT 1 FROM metering.invoices r
-                             WHERE r.subscription_id = s.subscription_id AND r.kind = 'regular'
-                               AND r.status <> 'void' AND r.invoice_id <> id AND r.period_start = p_start);
-
-    -- Mark what this invoice bills: the unbilled events of the plan's meters due in this
-    -- period (up to as_of for an interim invoice), and the unbilled events of earlier
-    -- periods that already have their regular invoice (late usage). An event committed
-    -- after this statement's snapshot is not seen: it stays unbilled for the next invoice.
-    INSERT INTO metering.billed_events (customer_id, event_id, invoice_id, meter, due_at)
-    SELECT e.customer_id, e.event_id, id, e.meter, e.due_at
-    FROM metering.charges chg
-    JOIN metering.events e ON e.customer_id = s.customer_id AND e.meter = chg.meter
-    WHERE chg.plan_code = s.plan_code
-      AND e.due_at >= s.starts_at AND e.due_at < p_end
-      AND ((NOT period_closed AND e.due_at >= p_start AND (inv_kind = 'regular' OR e.due_at <= as_of))
-           OR EXISTS (SELECT 1 FROM metering.invoices r
-                      WHERE r.subscription_id = s.subscription_id AND r.kind = 'regular' AND r.status <> 'void'
-                        AND r.invoice_id <> id AND r.period_start <= e.due_at AND e.due_at < r.period_end))
-      AND NOT EXISTS (SELECT 1 FROM metering.billed_events b
-                      WHERE b.customer_id = e.customer_id AND b.event_id = e.event_id);
-
-    -- The live invoices of this period, this one included (not the ones billing it as late usage).
-    SELECT array_agg(i.invoice_id) INTO live_ids FROM metering.invoices i
-    WHERE i.subscription_id = s.subscription_id AND i.status <> 'void' AND i.period_start = p_start;
-
-    -- usage: the period's quantity billed so far by live invoices (this one included),
-    -- rated as a whole, minus what earlier invoices of the period billed for the charge.
-    FOR ch IN SELECT chg.charge_id, chg.meter, chg.pricing, m AS meter_row
-              FROM metering.charges chg JOIN metering.meters m ON m.code = chg.meter
-              WHERE chg.plan_code = s.plan_code AND NOT period_closed ORDER BY chg.charge_id
-    LOOP
-        q := coalesce(metering._quantity(ch.meter_row, s.customer_id, p_start, p_end, live_ids), 0);
-        SELECT coalesce(sum(it.amount), 0) INTO prev
-        FROM metering.invoice_items it JOIN metering.invoices i ON i.invoice_id = it.invoice_id
-        WHERE i.subscription_id = s.subscription_id AND i.status <> 'void' AND i.invoice_id <> id
-          AND it.kind = 'usage' AND it.charge_id = ch.charge_id AND it.period_start = p_start;
-        amount := round(metering.rate(q, ch.pricing), exponent) - prev;
-        item := item + 1;
-        INSERT INTO metering.invoice_items VALUES
-            (id, item, ch.charge_id, ch.meter, 'usage', 'Usage of ' || ch.meter, p_start, p_end, q,
-             metering._free_units(ch.pricing), metering._billable_quantity(q, ch.pricing), amount);
-        inv_total := inv_total + amount;
-    END LOOP;
-
-    -- late_usage: per earlier period and charge with events this invoice marked (found
-    -- from this invoice's own marks, not by reading the subscription's history).
-    FOR late IN SELECT DISTINCT r.period_start, r.period_end, chg.charge_id, chg.meter, chg.pricing
-                FROM metering.billed_events b
-                JOIN metering.invoices r ON r.subscription_id = s.subscription_id AND r.kind = 'regular'
-                     AND r.status <> 'void' AND r.invoice_id <> id
-                     AND b.due_at >= r.period_start AND b.due_at < r.period_end
-                JOIN metering.charges chg ON chg.plan_code = s.plan_code AND chg.meter = b.meter
-                WHERE b.invoice_id = id
-                ORDER BY r.period_start, chg.charge_id
-    LOOP
-        SELECT * INTO late_meter FROM metering.meters m WHERE m.code = late.meter;
-        q := coalesce(metering._quantity(late_meter, s.customer_id, late.period_start, late.period_end, ARRAY[id]), 0);
-        amount := round(metering.rate(q, late.pricing - 'free_units'), exponent);
-        item := item + 1;
-        INSERT INTO metering.invoice_items VALUES
-            (id, item, late.charge_id, late.meter, 'late_usage', 'Late usage of ' || late.meter,
-             late.period_start, late.period_end, q, 0, metering._billable_quantity(q, late.pricing - 'free_units'),
-             amount);
-        inv_total := inv_total + amount;
-    END LOOP;
-
-    -- base fee: in arrears on the regular invoice, prorated for a partial period.
-    IF inv_kind = 'regular' THEN
-        fraction := CASE WHEN p_start = full_start AND p_end = full_end THEN 1
-                         ELSE round(extract(epoch FROM p_end - p_start) / extract(epoch FROM full_end - full_start), 6) END;
-        amount := round(pl.base_fee * extract(epoch FROM p_end - p_start) / extract(epoch FROM full_end - full_start),
-                        exponent);
-        item := item + 1;
-        INSERT INTO metering.invoice_items VALUES
-            (id, item, NULL, NULL, 'base_fee', 'Base fee, plan ' || pl.code, p_start, p_end,
-             fraction, 0, fraction, amount);
-        inv_total := inv_total + amount;
-    END IF;
-
     PERFORM metering._internal_change(true);
-    UPDATE metering.invoices x SET total = inv_total WHERE x.invoice_id = id;
+    WITH
+    due AS MATERIALIZED (
+        SELECT s.subscription_id, s.customer_id, s.plan_code, 'regular'::text AS kind,
+               p.period_start, p.period_end, p.full_start, p.full_end, p.period_end AS usage_to
+        FROM metering.subscriptions s
+        JOIN metering.customers c ON c.customer_id = s.customer_id
+        JOIN metering.plans pl ON pl.code = s.plan_code
+        CROSS JOIN LATERAL metering._cut_periods(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at,
+                                                 coalesce(s.ends_at, 'infinity'), cutoff) p
+        WHERE mode = 'regular' AND s.subscription_id = ANY (subs) AND p.period_end <= cutoff
+          AND NOT EXISTS (SELECT 1 FROM metering.invoices i
+                          WHERE i.subscription_id = s.subscription_id AND i.kind = 'regular'
+                            AND i.status <> 'void' AND i.period_start = p.period_start)
+        UNION ALL
+        SELECT s.subscription_id, s.customer_id, s.plan_code, 'interim', p.period_start, p.period_end,
+               p.full_start, p.full_end, as_of + interval '1 microsecond'
+        FROM metering.subscriptions s
+        JOIN metering.customers c ON c.customer_id = s.customer_id
+        JOIN metering.plans pl ON pl.code = s.plan_code
+        CROSS JOIN LATERAL metering._cut_periods(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at,
+                                                 coalesce(s.ends_at, 'infinity'), as_of + interval '1 microsecond') p
+        WHERE mode = 'interim' AND s.subscription_id = ANY (subs)
+          AND p.period_start <= as_of AND as_of < p.period_end
+    ),
+    late_only AS MATERIALIZED (
+        SELECT s.subscription_id, s.customer_id, s.plan_code, 'interim'::text AS kind,
+               greatest(p.period_start, s.starts_at) AS period_start, least(p.period_end, s.ends_at) AS period_end,
+               p.period_start AS full_start, p.period_end AS full_end, NULL::timestamptz AS usage_to
+        FROM metering.subscriptions s
+        JOIN metering.customers c ON c.customer_id = s.customer_id
+        JOIN metering.plans pl ON pl.code = s.plan_code
+        CROSS JOIN LATERAL metering._periods(s.billing_anchor, pl.billing_interval, c.timezone,
+                                             s.ends_at - interval '1 microsecond', s.ends_at) p
+        WHERE mode = 'regular' AND s.subscription_id = ANY (subs) AND s.ends_at <= cutoff
+          AND EXISTS (SELECT 1 FROM metering.late_groups lg WHERE lg.subscription_id = s.subscription_id)
+          AND NOT EXISTS (SELECT 1 FROM due d WHERE d.subscription_id = s.subscription_id)
+    ),
+    invoiced AS (SELECT * FROM due UNION ALL SELECT * FROM late_only),
+    -- late usage goes on the subscription's first invoice of this run
+    first_invoice AS (
+        SELECT i.subscription_id, i.customer_id, min(i.period_start) AS period_start
+        FROM invoiced i GROUP BY i.subscription_id, i.customer_id
+    ),
+    -- the events of these customers not rolled up yet (their own transaction's
+    -- included): quantities are the rolled-up state merged with this tail
+    tail AS MATERIALIZED (
+        SELECT t.* FROM metering._rollup_groups(metering._rolled_up(), NULL,
+                                                (SELECT array_agg(DISTINCT f.customer_id) FROM first_invoice f)) t
+    ),
+    usage_lines AS MATERIALIZED (
+        SELECT d.subscription_id, d.period_start AS invoice_period, d.period_start AS usage_period,
+               d.period_end AS usage_period_end, ch.charge_id, ch.meter, ch.pricing, pl.currency, q.quantity
+        FROM due d
+        JOIN metering.plans pl ON pl.code = d.plan_code
+        JOIN metering.charges ch ON ch.plan_code = d.plan_code
+        JOIN metering.meters m ON m.code = ch.meter
+        LEFT JOIN metering.usage_rollups r ON r.customer_id = d.customer_id
+             AND r.meter = ch.meter AND r.period_start = d.period_start
+        LEFT JOIN tail t ON t.customer_id = d.customer_id AND t.meter = ch.meter AND t.period_start = d.period_start
+        CROSS JOIN LATERAL (
+            SELECT coalesce(CASE WHEN d.kind = 'regular' AND m.kind > 0
+                                 THEN metering._state_quantity(metering._state_merge(r.state, t.state))
+                                 ELSE metering._quantity(m, d.customer_id, d.period_start, d.usage_to) END, 0)
+                   AS quantity) q
+    ),
+    -- invoiced periods whose usage changed: flagged by the rollup step, or in the tail
+    late_periods AS (
+        SELECT lg.subscription_id, lg.period_start, lg.meter FROM metering.late_groups lg
+        WHERE lg.subscription_id IN (SELECT f.subscription_id FROM first_invoice f)
+        UNION
+        SELECT t.subscription_id, t.period_start, t.meter FROM tail t
+        WHERE t.subscription_id IN (SELECT f.subscription_id FROM first_invoice f)
+    ),
+    late_lines AS MATERIALIZED (
+        SELECT f.subscription_id, f.period_start AS invoice_period, lp.period_start AS usage_period,
+               ri.period_end AS usage_period_end, ch.charge_id, ch.meter, ch.pricing - 'free_units' AS pricing,
+               pl.currency, q.quantity, coalesce(b.quantity, 0) AS billed
+        FROM first_invoice f
+        JOIN late_periods lp ON lp.subscription_id = f.subscription_id
+        JOIN metering.invoices ri ON ri.subscription_id = lp.subscription_id AND ri.kind = 'regular'
+             AND ri.status <> 'void' AND ri.period_start = lp.period_start
+        JOIN metering.subscriptions s ON s.subscription_id = lp.subscription_id
+        JOIN metering.plans pl ON pl.code = s.plan_code
+        JOIN metering.charges ch ON ch.plan_code = s.plan_code AND ch.meter = lp.meter
+        JOIN metering.meters m ON m.code = lp.meter
+        LEFT JOIN metering.usage_rollups r ON r.customer_id = s.customer_id AND r.meter = lp.meter
+             AND r.period_start = lp.period_start
+        LEFT JOIN tail t ON t.customer_id = s.customer_id AND t.meter = lp.meter AND t.period_start = lp.period_start
+        LEFT JOIN metering.billed_lines b ON b.subscription_id = lp.subscription_id
+             AND b.period_start = lp.period_start AND b.charge_id = ch.charge_id
+        CROSS JOIN LATERAL (
+            SELECT coalesce(CASE WHEN m.kind > 0 THEN metering._state_quantity(metering._state_merge(r.state, t.state))
+                                 ELSE metering._quantity(m, s.customer_id, lp.period_start, ri.period_end) END, 0)
+                   AS quantity) q
+    ),
+    lines AS MATERIALIZED (
+        SELECT u.subscription_id, u.invoice_period, 1 AS part, u.charge_id, u.meter, 'usage'::text AS kind,
+               'Usage of ' || u.meter AS description, u.usage_period, u.usage_period_end, u.quantity,
+               metering._free_units(u.pricing) AS free_units,
+               metering._billable_quantity(u.quantity, u.pricing) AS billable_quantity,
+               round(metering.rate(u.quantity, u.pricing), metering.currency_exponent(u.currency))
+                   - coalesce(b.amount, 0) AS amount,
+               u.quantity AS period_quantity
+        FROM usage_lines u
+        LEFT JOIN metering.billed_lines b ON b.subscription_id = u.subscription_id
+             AND b.period_start = u.usage_period AND b.charge_id = u.charge_id
+        UNION ALL
+        SELECT l.subscription_id, l.invoice_period, 2, l.charge_id, l.meter, 'late_usage',
+               'Late usage of ' || l.meter, l.usage_period, l.usage_period_end, l.quantity - l.billed, 0,
+               greatest(l.quantity - l.billed, 0),
+               round(metering.rate(l.quantity, l.pricing) - metering.rate(l.billed, l.pricing),
+                     metering.currency_exponent(l.currency)),
+               l.quantity
+        FROM late_lines l
+        WHERE l.quantity <> l.billed
+        UNION ALL
+        -- the base fee, in arrears on the regular invoice, prorated for a partial period
+        SELECT d.subscription_id, d.period_start, 3, NULL, NULL, 'base_fee', 'Base fee, plan ' || d.plan_code,
+               d.period_start, d.period_end, f.fraction, 0, f.fraction,
+               round(pl.base_fee * extract(epoch FROM d.period_end - d.period_start)
+                     / extract(epoch FROM d.full_end - d.full_start), metering.currency_exponent(pl.currency)),
+               NULL
+        FROM due d
+        JOIN metering.plans pl ON pl.code = d.plan_code
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN d.period_start = d.full_start AND d.period_end = d.full_end THEN 1::numeric
+                        ELSE round(extract(epoch FROM d.period_end - d.period_start)
+                                   / extract(epoch FROM d.full_end - d.full_start), 6) END AS fraction) f
+        WHERE d.kind = 'regular'
+    ),
+    totals AS (
+        SELECT l.subscription_id, l.invoice_period, sum(l.amount) AS total FROM lines l GROUP BY 1, 2
+    ),
+    new_invoices AS (
+        INSERT INTO metering.invoices (subscription_id, customer_id, period_start, period_end, kind, status,
+                                       currency, total, issued_at, as_of)
+        SELECT i.subscription_id, i.customer_id, i.period_start, i.period_end, i.kind,
+               CASE WHEN c.auto_issue THEN 'issued' ELSE 'pending_review' END, pl.currency,
+               coalesce(t.total, 0), CASE WHEN c.auto_issue THEN now() END, as_of
+        FROM invoiced i
+        JOIN metering.customers c ON c.customer_id = i.customer_id
+        JOIN metering.plans pl ON pl.code = i.plan_code
+        LEFT JOIN totals t ON t.subscription_id = i.subscription_id AND t.invoice_period = i.period_start
+        ORDER BY i.subscription_id, i.period_start
+        RETURNING invoice_id, subscription_id, period_start
+    ),
+    items AS (
+        INSERT INTO metering.invoice_items (invoice_id, item_no, charge_id, meter, kind, description, period_start,
+                                            period_end, quantity, free_units, billable_quantity, amount,
+                                            period_quantity)
+        SELECT n.invoice_id,
+               row_number() OVER (PARTITION BY n.invoice_id ORDER BY l.part, l.usage_period, l.charge_id),
+               l.charge_id, l.meter, l.kind, l.description, l.usage_period, l.usage_period_end, l.quantity,
+               l.free_units, l.billable_quantity, l.amount, l.period_quantity
+        FROM lines l
+        JOIN new_invoices n ON n.subscription_id = l.subscription_id AND n.period_start = l.invoice_period
+    ),
+    billed AS (
+        INSERT INTO metering.billed_lines AS b (subscription_id, period_start, charge_id, quantity, amount)
+        SELECT l.subscription_id, l.usage_period, l.charge_id, l.period_quantity, l.amount
+        FROM lines l WHERE l.charge_id IS NOT NULL
+        ON CONFLICT (subscription_id, period_start, charge_id) DO UPDATE
+            SET quantity = excluded.quantity, amount = b.amount + excluded.amount
+    ),
+    unflagged AS (
+        DELETE FROM metering.late_groups lg WHERE lg.subscription_id IN (SELECT f.subscription_id FROM first_invoice f)
+    )
+    SELECT count(*) INTO made FROM new_invoices;
     PERFORM metering._internal_change(false);
-    RETURN id;
+    RETURN made;
 END
 $$;
-COMMENT ON FUNCTION metering._issue_invoice(metering.subscriptions, timestamptz, timestamptz, timestamptz, timestamptz, text, timestamptz) IS
-    'Internal: issues one invoice and marks the events it bills.';
+COMMENT ON FUNCTION metering._issue_invoices(bigint[], timestamptz, timestamptz, text) IS
+    'Internal: issues the regular (or interim) invoices of a set of subscriptions in a handful of statements.';
+
+-- The subscriptions with something for close_periods to invoice at cutoff.
+CREATE FUNCTION metering._due_subscriptions(cutoff timestamptz) RETURNS bigint[]
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(array_agg(s.subscription_id ORDER BY s.subscription_id), '{}')
+    FROM metering.subscriptions s
+    JOIN metering.customers c ON c.customer_id = s.customer_id
+    JOIN metering.plans pl ON pl.code = s.plan_code
+    WHERE s.starts_at < cutoff
+      AND (EXISTS (SELECT 1 FROM metering._cut_periods(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at,
+                                                       coalesce(s.ends_at, 'infinity'), cutoff) p
+                   WHERE p.period_end <= cutoff
+                     AND NOT EXISTS (SELECT 1 FROM metering.invoices i
+                                     WHERE i.subscription_id = s.subscription_id AND i.kind = 'regular'
+                                       AND i.status <> 'void' AND i.period_start = p.period_start))
+           OR (s.ends_at <= cutoff
+               AND EXISTS (SELECT 1 FROM metering.late_groups lg WHERE lg.subscription_id = s.subscription_id)))
+$$;
+COMMENT ON FUNCTION metering._due_subscriptions(timestamptz) IS
+    'Internal: the subscriptions with a period ended at or before cutoff and not invoiced, or ended with late usage.';
 
 CREATE FUNCTION metering.close_periods(as_of timestamptz DEFAULT now()) RETURNS int
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -229,10 +359,11 @@ CREATE FUNCTION metering.close_periods(as_of timestamptz DEFAULT now()) RETURNS 
 AS $$
 DECLARE
     cutoff timestamptz;
-    s metering.subscriptions;
-    p record;
-    locked boolean;
+    subs bigint[];
+    sub bigint;
     made int := 0;
+    code text;
+    message text;
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'as_of must be a finite timestamp, not %', coalesce(as_of::text, 'NULL')
@@ -244,63 +375,45 @@ BEGIN
             HINT = 'A period is closed once it has ended; usage may still arrive for periods that have not.';
     END IF;
     cutoff := as_of - metering._grace_period();
-    FOR s IN SELECT * FROM metering.subscriptions x WHERE x.starts_at < cutoff ORDER BY x.subscription_id LOOP
-        locked := false;
-        -- The first due period without its regular invoice, again after each invoice.
-        LOOP
-            SELECT sp.* INTO p FROM metering.customers c, metering.plans pl,
-                   metering._subscription_periods(s, c.timezone, pl.billing_interval, s.starts_at, cutoff) sp
-            WHERE c.customer_id = s.customer_id AND pl.code = s.plan_code AND sp.period_end <= cutoff
-              AND NOT EXISTS (SELECT 1 FROM metering.invoices i
-                              WHERE i.subscription_id = s.subscription_id AND i.kind = 'regular'
-                                AND i.status <> 'void' AND i.period_start = sp.period_start)
-            ORDER BY sp.period_start LIMIT 1;
-            EXIT WHEN NOT FOUND;
-            IF NOT locked THEN
-                -- Everything that bills a customer takes this lock; ingest never does. Once
-                -- it is held, the subscription is read again (end_subscription may have
-                -- moved its end while we waited) and the due periods are computed again.
-                PERFORM 1 FROM metering.customers c WHERE c.customer_id = s.customer_id FOR UPDATE;
-                SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = s.subscription_id;
-                locked := true;
-                CONTINUE;
-            END IF;
-            PERFORM metering._issue_invoice(s, p.period_start, p.period_end, p.full_start, p.full_end,
-                                            'regular', as_of);
-            made := made + 1;
-        END LOOP;
-        -- An ended subscription has no next invoice: its late usage gets an interim
-        -- invoice of its last period (late usage lines only).
-        IF s.ends_at IS NOT NULL AND s.ends_at <= cutoff THEN
-            IF NOT locked THEN
-                PERFORM 1 FROM metering.customers c WHERE c.customer_id = s.customer_id FOR UPDATE;
-                SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = s.subscription_id;
-            END IF;
-            SELECT sp.* INTO p FROM metering.customers c, metering.plans pl,
-                   metering._subscription_periods(s, c.timezone, pl.billing_interval, s.ends_at - interval '1 microsecond', s.ends_at) sp
-            WHERE c.customer_id = s.customer_id AND pl.code = s.plan_code;
-            IF EXISTS (SELECT 1 FROM metering.charges chg
-                       JOIN metering.events e ON e.customer_id = s.customer_id AND e.meter = chg.meter
-                       WHERE chg.plan_code = s.plan_code AND e.due_at >= s.starts_at AND e.due_at < s.ends_at
-                         AND NOT EXISTS (SELECT 1 FROM metering.billed_events b
-                                         WHERE b.customer_id = e.customer_id AND b.event_id = e.event_id)
-                         AND EXISTS (SELECT 1 FROM metering.invoices r
-                                     WHERE r.subscription_id = s.subscription_id AND r.kind = 'regular'
-                                       AND r.status <> 'void' AND r.period_start <= e.due_at AND e.due_at < r.period_end))
-            THEN
-                PERFORM metering._issue_invoice(s, p.period_start, p.period_end, p.full_start, p.full_end,
-                                                'interim', as_of);
-                made := made + 1;
-            END IF;
-        END IF;
+    -- Roll up what has committed (the rollup lock is kept until the end: the periods are
+    -- billed from the state as of this step), then lock the customers to bill (billing
+    -- takes turns per customer) and decide again what is due, with a new snapshot.
+    PERFORM metering._rollup_step();
+    subs := metering._due_subscriptions(cutoff);
+    PERFORM 1 FROM metering.customers c
+    WHERE c.customer_id IN (SELECT s.customer_id FROM metering.subscriptions s WHERE s.subscription_id = ANY (subs))
+    ORDER BY c.customer_id FOR UPDATE;
+    BEGIN
+        made := metering._issue_invoices(subs, cutoff, as_of, 'regular');
+        DELETE FROM metering.billing_failures f WHERE f.subscription_id = ANY (subs);
+        RETURN made;
+    EXCEPTION WHEN OTHERS THEN
+        NULL;  -- one subscription failed: bill them one at a time, below
+    END;
+    FOREACH sub IN ARRAY subs LOOP
+        BEGIN
+            made := made + metering._issue_invoices(ARRAY[sub], cutoff, as_of, 'regular');
+            DELETE FROM metering.billing_failures f WHERE f.subscription_id = sub;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+            INSERT INTO metering.billing_failures AS f (subscription_id, customer_id, sqlstate, message,
+                                                        first_failed_at, last_failed_at, attempts)
+            SELECT sub, s.customer_id, code, message, now(), now(), 1 FROM metering.subscriptions s
+            WHERE s.subscription_id = sub
+            ON CONFLICT (subscription_id) DO UPDATE
+                SET sqlstate = excluded.sqlstate, message = excluded.message, last_failed_at = excluded.last_failed_at,
+                    attempts = f.attempts + 1;
+        END;
     END LOOP;
     RETURN made;
 END
 $$;
 COMMENT ON FUNCTION metering.close_periods(timestamptz) IS
     'Issues the regular invoice of every subscription period that ended at or before as_of minus '
-    'metering.close_grace_period (default 1 hour); idempotent and safe to run concurrently with itself '
-    'and with ingest (schedule it with pg_cron). Returns the number of invoices made.';
+    'metering.close_grace_period (default 1 hour), set-based over the rolled-up usage; idempotent and safe '
+    'to run concurrently with itself and with ingest (schedule it with pg_cron). A subscription that '
+    'fails is left out and recorded in metering.billing_errors; the next run retries it. Returns the '
+    'number of invoices made.';
 
 CREATE FUNCTION metering.bill_now(subscription_id bigint, as_of timestamptz DEFAULT now()) RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -309,6 +422,7 @@ AS $$
 DECLARE
     s metering.subscriptions;
     p record;
+    id bigint;
 BEGIN
     IF subscription_id IS NULL OR as_of IS NULL THEN
         RAISE EXCEPTION '% must not be NULL', CASE WHEN subscription_id IS NULL THEN 'subscription_id' ELSE 'as_of' END
@@ -321,7 +435,10 @@ BEGIN
     IF NOT isfinite(as_of) OR as_of > now() THEN
         RAISE EXCEPTION 'as_of % must be a finite instant not in the future', as_of USING ERRCODE = '22023';
     END IF;
+    -- the rollup lock first, then the customer's (the order every biller takes them in)
+    PERFORM metering._rollup_step();
     PERFORM 1 FROM metering.customers c WHERE c.customer_id = s.customer_id FOR UPDATE;
+    SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = bill_now.subscription_id;
     SELECT sp.* INTO p FROM metering.customers c, metering.plans pl,
            metering._subscription_periods(s, c.timezone, pl.billing_interval, as_of, as_of + interval '1 microsecond') sp
     WHERE c.customer_id = s.customer_id AND pl.code = s.plan_code;
@@ -333,12 +450,15 @@ BEGIN
         RAISE EXCEPTION 'the period of subscription % from % is already invoiced', subscription_id, p.period_start
             USING ERRCODE = '55000', HINT = 'Late usage of a closed period goes on the next invoice.';
     END IF;
-    RETURN metering._issue_invoice(s, p.period_start, p.period_end, p.full_start, p.full_end, 'interim', as_of);
+    PERFORM metering._issue_invoices(ARRAY[s.subscription_id], NULL, as_of, 'interim');
+    SELECT max(i.invoice_id) INTO id FROM metering.invoices i WHERE i.subscription_id = s.subscription_id;
+    RETURN id;
 END
 $$;
 COMMENT ON FUNCTION metering.bill_now(bigint, timestamptz) IS
-    'Interim invoice: bills the unbilled usage due at or before as_of in the open period (and late usage '
-    'of closed periods); the period''s regular invoice later bills only the rest. Returns the invoice_id.';
+    'Interim invoice: bills the usage due at or before as_of in the open period (what earlier invoices of '
+    'the period did not) and the late usage of closed periods; the period''s regular invoice later bills '
+    'only the rest. Returns the invoice_id.';
 
 CREATE FUNCTION metering.approve_invoice(invoice_id bigint) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -377,49 +497,101 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'invoice % does not exist', coalesce(invoice_id::text, 'NULL') USING ERRCODE = 'MT022';
     END IF;
+    PERFORM 1 FROM metering.rollup_state FOR UPDATE;
     PERFORM 1 FROM metering.customers c WHERE c.customer_id = inv.customer_id FOR UPDATE;
     SELECT * INTO inv FROM metering.invoices i WHERE i.invoice_id = void_invoice.invoice_id;
     IF inv.status = 'void' THEN
         RAISE EXCEPTION 'invoice % is already void', invoice_id USING ERRCODE = '55000';
     END IF;
+    -- The regular invoice of a period billed what its interim invoices had not.
+    IF inv.kind = 'interim' AND EXISTS (
+           SELECT 1 FROM metering.invoice_items it WHERE it.invoice_id = inv.invoice_id AND it.kind = 'usage')
+       AND EXISTS (
+           SELECT 1 FROM metering.invoices r WHERE r.subscription_id = inv.subscription_id AND r.kind = 'regular'
+           AND r.status <> 'void' AND r.period_start = inv.period_start) THEN
+        RAISE EXCEPTION 'invoice % is an interim invoice of a period whose regular invoice billed the rest',
+            invoice_id USING ERRCODE = '55000',
+            HINT = 'Void the regular invoice of the period first; its next one bills the whole period.';
+    END IF;
     PERFORM metering._internal_change(true);
     UPDATE metering.invoices i SET status = 'void', voided_at = now(), void_reason = reason
     WHERE i.invoice_id = void_invoice.invoice_id;
-    DELETE FROM metering.billed_events b WHERE b.invoice_id = void_invoice.invoice_id;
+    -- What the period's remaining live lines billed: their amounts, and the quantity of the last.
+    WITH touched AS (
+        SELECT DISTINCT it.period_start, it.charge_id, it.meter FROM metering.invoice_items it
+        WHERE it.invoice_id = inv.invoice_id AND it.charge_id IS NOT NULL
+    ),
+    remaining AS (
+        SELECT t.period_start, t.charge_id,
+               (SELECT sum(it.amount) FROM metering.invoice_items it JOIN metering.invoices i USING (invoice_id)
+                WHERE i.subscription_id = inv.subscription_id AND i.status <> 'void'
+                  AND it.period_start = t.period_start AND it.charge_id = t.charge_id) AS amount,
+               (SELECT it.period_quantity FROM metering.invoice_items it JOIN metering.invoices i USING (invoice_id)
+                WHERE i.subscription_id = inv.subscription_id AND i.status <> 'void'
+                  AND it.period_start = t.period_start AND it.charge_id = t.charge_id
+                ORDER BY i.invoice_id DESC LIMIT 1) AS quantity
+        FROM touched t
+    ),
+    kept AS (
+        UPDATE metering.billed_lines b SET amount = r.amount, quantity = r.quantity
+        FROM remaining r
+        WHERE b.subscription_id = inv.subscription_id AND b.period_start = r.period_start
+          AND b.charge_id = r.charge_id AND r.amount IS NOT NULL
+    ),
+    dropped AS (
+        DELETE FROM metering.billed_lines b USING remaining r
+        WHERE b.subscription_id = inv.subscription_id AND b.period_start = r.period_start
+          AND b.charge_id = r.charge_id AND r.amount IS NULL
+    )
+    -- late usage it billed is late again, for the next invoice
+    INSERT INTO metering.late_groups (subscription_id, period_start, meter)
+    SELECT inv.subscription_id, it.period_start, it.meter FROM metering.invoice_items it
+    WHERE it.invoice_id = inv.invoice_id AND it.kind = 'late_usage'
+    ON CONFLICT DO NOTHING;
     PERFORM metering._internal_change(false);
 END
 $$;
 COMMENT ON FUNCTION metering.void_invoice(bigint, text) IS
-    'Voids an invoice (final): its usage is unbilled again and goes on the next invoice '
-    '(a voided regular invoice is issued anew by close_periods).';
+    'Voids an invoice (final): its usage is unbilled again and goes on the next invoice (a voided regular '
+    'invoice is issued anew by close_periods; late usage it billed goes on the next invoice). An interim '
+    'invoice whose period has its regular invoice is voided after that one.';
 
 CREATE FUNCTION metering.delete_unbilled_event(customer_id text, event_id bigint) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    e metering.events;
     billed_by bigint;
 BEGIN
     IF customer_id IS NULL OR event_id IS NULL THEN
         RAISE EXCEPTION '% must not be NULL', CASE WHEN customer_id IS NULL THEN 'customer_id' ELSE 'event_id' END
             USING ERRCODE = '22004';
     END IF;
+    PERFORM 1 FROM metering.rollup_state FOR UPDATE;
     PERFORM 1 FROM metering.customers c WHERE c.customer_id = delete_unbilled_event.customer_id FOR UPDATE;
-    PERFORM 1 FROM metering.events e
-    WHERE e.customer_id = delete_unbilled_event.customer_id AND e.event_id = delete_unbilled_event.event_id;
+    SELECT * INTO e FROM metering.events x
+    WHERE x.customer_id = delete_unbilled_event.customer_id AND x.event_id = delete_unbilled_event.event_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'event % of customer_id "%" does not exist', event_id, customer_id USING ERRCODE = 'MT023';
     END IF;
-    SELECT b.invoice_id INTO billed_by FROM metering.billed_events b
-    WHERE b.customer_id = delete_unbilled_event.customer_id AND b.event_id = delete_unbilled_event.event_id;
+    -- Billed: its period has its live regular invoice, or an interim one billed up to it.
+    SELECT i.invoice_id INTO billed_by
+    FROM metering.subscriptions s
+    JOIN metering.invoices i ON i.subscription_id = s.subscription_id AND i.status <> 'void'
+    WHERE s.customer_id = e.customer_id AND s.starts_at <= e.due_at AND (s.ends_at IS NULL OR e.due_at < s.ends_at)
+      AND i.period_start <= e.due_at AND e.due_at < i.period_end
+      AND (i.kind = 'regular' OR e.due_at <= i.as_of)
+    ORDER BY i.invoice_id LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'event % is billed by invoice %', event_id, billed_by USING ERRCODE = 'MT017',
             HINT = 'A billed event is corrected by a new event (negative where the meter allows it).';
     END IF;
     PERFORM metering._internal_change(true);
-    DELETE FROM metering.events e
-    WHERE e.customer_id = delete_unbilled_event.customer_id AND e.event_id = delete_unbilled_event.event_id;
+    DELETE FROM metering.events x
+    WHERE x.customer_id = delete_unbilled_event.customer_id AND x.event_id = delete_unbilled_event.event_id;
     PERFORM metering._internal_change(false);
+    PERFORM metering._rollup_rebuild(delete_unbilled_event.customer_id);
 END
 $$;
 COMMENT ON FUNCTION metering.delete_unbilled_event(text, bigint) IS
@@ -448,8 +620,12 @@ DECLARE
     billed_until timestamptz;
     other bigint;
 BEGIN
-    -- Each branch first takes the locks that billing takes (the customers' rows), so that
-    -- an invoice being issued concurrently is either seen here or issued after the change.
+    -- Each branch first takes the locks that billing takes, in its order (the rollup
+    -- lock, then the customers' rows), so that an invoice being issued concurrently is
+    -- either seen here or issued after the change.
+    IF TG_TABLE_NAME <> 'customers' THEN
+        PERFORM 1 FROM metering.rollup_state FOR UPDATE;
+    END IF;
     IF TG_TABLE_NAME = 'plans' THEN
         IF (NEW.currency, NEW.billing_interval, NEW.base_fee) IS DISTINCT FROM (OLD.currency, OLD.billing_interval, OLD.base_fee) THEN
             PERFORM 1 FROM metering.customers c
@@ -513,3 +689,44 @@ CREATE TRIGGER customers_freeze_billed BEFORE UPDATE ON metering.customers
     FOR EACH ROW EXECUTE FUNCTION metering._freeze_billed();
 CREATE TRIGGER subscriptions_freeze_billed BEFORE UPDATE ON metering.subscriptions
     FOR EACH ROW EXECUTE FUNCTION metering._freeze_billed();
+
+-- The rollups group events by billing period: when what the periods are made of
+-- changes (a subscription starts, ends or moves; a time zone or an interval changes,
+-- which the freeze allows only for periods not invoiced), the customer's groups after
+-- its last invoiced period are rebuilt.
+CREATE FUNCTION metering._rollup_regroup() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    customer text;
+BEGIN
+    IF TG_TABLE_NAME = 'subscriptions' THEN
+        IF TG_OP = 'UPDATE' AND (NEW.customer_id, NEW.plan_code, NEW.starts_at, NEW.ends_at, NEW.billing_anchor)
+                IS NOT DISTINCT FROM (OLD.customer_id, OLD.plan_code, OLD.starts_at, OLD.ends_at, OLD.billing_anchor) THEN
+            RETURN NULL;
+        END IF;
+        PERFORM metering._rollup_rebuild(NEW.customer_id);
+        IF TG_OP = 'UPDATE' AND OLD.customer_id <> NEW.customer_id THEN
+            PERFORM metering._rollup_rebuild(OLD.customer_id);
+        END IF;
+    ELSIF TG_TABLE_NAME = 'customers' THEN
+        IF NEW.timezone IS DISTINCT FROM OLD.timezone THEN
+            PERFORM metering._rollup_rebuild(NEW.customer_id);
+        END IF;
+    ELSIF NEW.billing_interval IS DISTINCT FROM OLD.billing_interval THEN  -- plans
+        FOR customer IN SELECT DISTINCT s.customer_id FROM metering.subscriptions s WHERE s.plan_code = NEW.code LOOP
+            PERFORM metering._rollup_rebuild(customer);
+        END LOOP;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION metering._rollup_regroup() IS
+    'Internal: rebuilds the rollups of the customers whose billing periods changed.';
+CREATE TRIGGER subscriptions_regroup AFTER INSERT OR UPDATE ON metering.subscriptions
+    FOR EACH ROW EXECUTE FUNCTION metering._rollup_regroup();
+CREATE TRIGGER customers_regroup AFTER UPDATE ON metering.customers
+    FOR EACH ROW EXECUTE FUNCTION metering._rollup_regroup();
+CREATE TRIGGER plans_regroup AFTER UPDATE ON metering.plans
+    FOR EACH ROW EXECUTE FUNCTION metering._rollup_regroup();

@@ -18,8 +18,11 @@ GRANT EXECUTE ON FUNCTION
     metering._due_in(timestamptz, timestamptz, timestamptz),
     metering._free_units(jsonb),
     metering._billable_quantity(numeric, jsonb),
-    metering._quantity(metering.meters, text, timestamptz, timestamptz, bigint[]),
-    metering._line_quantity(integer, numeric, text, timestamptz, bigint, text)
+    metering._quantity(metering.meters, text, timestamptz, timestamptz),
+    metering._line_quantity(integer, numeric, text, timestamptz, bigint, text),
+    metering._line_state(integer, numeric, text, timestamptz, bigint, text),
+    metering._merged_quantity(bytea),
+    metering._rolled_up()
 TO PUBLIC;
 -- The CHECK constraint of events_import calls it with the inserting role's rights;
 -- it refuses roles without INSERT on events_import.

@@ -159,7 +159,9 @@ BEGIN
             CASE WHEN NOT isfinite(starts_at) THEN starts_at ELSE billing_anchor END
             USING ERRCODE = 'MT006';
     END IF;
-    -- Locks the customer: concurrent subscribes of one customer take turns.
+    -- Locks the customer: concurrent subscribes of one customer take turns. The rollup
+    -- lock first, as billing takes them (the new subscription regroups the rollups).
+    PERFORM 1 FROM metering.rollup_state FOR UPDATE;
     PERFORM 1 FROM metering.customers c WHERE c.customer_id = subscribe.customer_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'customer_id "%" does not exist', customer_id USING ERRCODE = 'MT001',
@@ -207,9 +209,10 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'subscription % does not exist', subscription_id USING ERRCODE = 'MT020';
     END IF;
-    -- The customer's lock first, as billing takes it: no invoice is being issued for it
-    -- while the end moves (the trigger subscriptions_freeze_billed refuses an end before
-    -- what is already invoiced).
+    -- The rollup lock and the customer's, as billing takes them: no invoice is being
+    -- issued for it while the end moves (the trigger subscriptions_freeze_billed refuses
+    -- an end before what is already invoiced).
+    PERFORM 1 FROM metering.rollup_state FOR UPDATE;
     PERFORM 1 FROM metering.customers c WHERE c.customer_id = s.customer_id FOR UPDATE;
     SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = end_subscription.subscription_id
         FOR UPDATE;
@@ -277,10 +280,8 @@ COMMENT ON FUNCTION metering.billing_periods(bigint, timestamptz, timestamptz) I
     'anchor + (k+1) x interval) in the customer''s time zone, cut to the subscription''s start and end.';
 
 -- Quantity of one meter of one customer over [from_ts, to_ts) by due_at, per
--- the meter's kind. No argument checks: usage() and the views call it.
--- billed_by: only the events one of these invoices billed (NULL: every event).
-CREATE FUNCTION metering._quantity(m metering.meters, customer_id text, from_ts timestamptz, to_ts timestamptz,
-        billed_by bigint[] DEFAULT NULL)
+-- the meter's kind. No argument checks: usage(), the views and invoicing call it.
+CREATE FUNCTION metering._quantity(m metering.meters, customer_id text, from_ts timestamptz, to_ts timestamptz)
     RETURNS numeric
     LANGUAGE plpgsql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
@@ -294,11 +295,8 @@ BEGIN
         SELECT x.expression INTO STRICT m.expression FROM metering.meters x WHERE x.code = m.code;
         EXECUTE format('SELECT (%s)::numeric FROM metering.events ev '
                        'WHERE ev.customer_id = $1 AND ev.meter = $2 AND ev.due_at >= $3 AND ev.due_at < $4 '
-                       'AND ($5::jsonb IS NULL OR ev.properties @> $5) '
-                       'AND ($6::bigint[] IS NULL OR EXISTS (SELECT 1 FROM metering.billed_events b '
-                       'WHERE b.customer_id = ev.customer_id AND b.event_id = ev.event_id '
-                       'AND b.invoice_id = ANY ($6)))', m.expression)
-            INTO result USING customer_id, m.code, from_ts, to_ts, m.filter, billed_by;
+                       'AND ($5::jsonb IS NULL OR ev.properties @> $5)', m.expression)
+            INTO result USING customer_id, m.code, from_ts, to_ts, m.filter;
         RETURN result;
     END IF;
     -- One query per kind over the meter's events in [from_ts, to_ts) by due_at,
@@ -313,11 +311,7 @@ BEGIN
         FROM metering.events ev
         WHERE ev.customer_id = _quantity.customer_id AND ev.meter = m.code
           AND ev.due_at >= from_ts AND ev.due_at < to_ts
-          AND (m.filter IS NULL OR ev.properties @> m.filter)
-          AND (billed_by IS NULL
-               OR EXISTS (SELECT 1 FROM metering.billed_events b
-                          WHERE b.customer_id = ev.customer_id AND b.event_id = ev.event_id
-                            AND b.invoice_id = ANY (billed_by))))
+          AND (m.filter IS NULL OR ev.properties @> m.filter))
     SELECT CASE m.aggregation
              WHEN 'count' THEN (SELECT count(*) FROM e)
              WHEN 'sum' THEN (SELECT coalesce(sum(v), 0) FROM e)
@@ -345,7 +339,7 @@ BEGIN
     RETURN result;
 END
 $$;
-COMMENT ON FUNCTION metering._quantity(metering.meters, text, timestamptz, timestamptz, bigint[]) IS
+COMMENT ON FUNCTION metering._quantity(metering.meters, text, timestamptz, timestamptz) IS
     'Internal: quantity of a meter for a customer over [from_ts, to_ts) by due_at.';
 
 -- Every started period of every subscription, with what its lines need.
@@ -379,51 +373,52 @@ JOIN metering.meters m ON m.code = ch.meter;
 COMMENT ON VIEW metering._usage_lines IS
     'Internal: every started period x charge, with the meter''s aggregation rule.';
 
--- The quantity of every usage line, set-based (docs/rating.md, "How the usage lines are
--- computed"): the events of the periods asked for are joined to their subscription
--- period (by customer and due_at) and to their meter, aggregated per period and meter in
--- one pass by metering._line_quantity, whatever the meter's kind, and matched to the
--- plan's charges. A filter on the view's columns reaches the periods in every branch,
--- and _due_in gives the planner both a join estimate and the primary key's range when a
--- few periods are asked for.
+-- The quantity of every usage line (docs/rating.md, "How the usage lines are computed"):
+-- the line's rolled-up state (metering.usage_rollups) merged with the state of its
+-- events not rolled up yet, the tail: the events whose transaction the last rollup step
+-- did not see. The tail is found through the BRIN index on events.txid, or through the
+-- primary key when one customer is asked for; a filter on the view's customer or period
+-- reaches both branches. Custom and time_weighted lines are read from the events.
+CREATE FUNCTION metering._rolled_up() RETURNS txid_snapshot
+    LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$ SELECT r.snapshot FROM metering.rollup_state r $$;
+COMMENT ON FUNCTION metering._rolled_up() IS
+    'Internal: the snapshot of the last rollup step (an event is rolled up iff its transaction is visible in it).';
+
 CREATE VIEW metering._usage_quantities AS
-SELECT u.subscription_id, u.customer_id, u.period_start, u.period_end, ch.charge_id, ch.meter,
-       ch.pricing, pl.currency, u.quantity
-FROM (
-    SELECT sp.subscription_id, sp.customer_id, sp.plan_code, sp.period_start, sp.period_end, m.code AS meter,
-           metering._line_quantity(
-               m.kind,
-               -- the value: none for count and unique_count; a counter's own value
-               CASE WHEN m.kind IN (1, 5) THEN NULL
-                    WHEN m.value_property IS NULL OR m.kind = 7 THEN ev.value
-                    ELSE (ev.properties ->> m.value_property)::numeric END,
-               -- the text counted by unique_count
-               CASE WHEN m.kind = 5 THEN CASE WHEN m.value_property IS NULL THEN ev.value::text
-                                              ELSE ev.properties ->> m.value_property END END,
-               ev.occurred_at, ev.event_id, ev.op) AS quantity
-    FROM metering._started_periods sp
-    JOIN metering.events ev ON ev.customer_id = sp.customer_id
-         AND metering._due_in(ev.due_at, sp.period_start, sp.period_end)
-    JOIN metering.meters m ON m.code = ev.meter
-    WHERE m.kind > 0
-      AND (m.filter IS NULL OR ev.properties @> m.filter)
-    GROUP BY sp.subscription_id, sp.customer_id, sp.plan_code, sp.period_start, sp.period_end, m.code
-) u
-JOIN metering.charges ch ON ch.plan_code = u.plan_code AND ch.meter = u.meter
-JOIN metering.plans pl ON pl.code = u.plan_code
-UNION ALL
--- lines of those kinds without events in the period (0; one index probe each), and
--- custom and time_weighted lines (one query each)
 SELECT l.subscription_id, l.customer_id, l.period_start, l.period_end, l.charge_id, l.meter,
        l.pricing, l.currency,
        CASE WHEN l.k = 0 THEN metering._quantity(l.meter_row, l.customer_id, l.period_start, l.period_end)
-            ELSE 0 END
+            ELSE q.quantity END AS quantity
 FROM metering._usage_lines l
-WHERE l.k = 0
-   OR NOT EXISTS (SELECT FROM metering.events ev
-                  WHERE ev.customer_id = l.customer_id AND ev.meter = l.meter
-                    AND metering._due_in(ev.due_at, l.period_start, l.period_end)
-                    AND (l.filter IS NULL OR ev.properties @> l.filter));
+LEFT JOIN (
+    SELECT parts.customer_id, parts.meter, parts.period_start, metering._merged_quantity(parts.state) AS quantity
+    FROM (
+        SELECT r.customer_id, r.meter, r.period_start, r.state
+        FROM metering.usage_rollups r
+        UNION ALL
+        SELECT sp.customer_id, ev.meter, sp.period_start,
+               metering._line_state(
+                   m.kind,
+                   CASE WHEN m.kind IN (1, 5) THEN NULL
+                        WHEN m.value_property IS NULL OR m.kind = 7 THEN ev.value
+                        ELSE (ev.properties ->> m.value_property)::numeric END,
+                   CASE WHEN m.kind = 5 THEN CASE WHEN m.value_property IS NULL THEN ev.value::text
+                                                  ELSE ev.properties ->> m.value_property END END,
+                   ev.occurred_at, ev.event_id, ev.op)
+        FROM metering._started_periods sp
+        JOIN metering.events ev ON ev.customer_id = sp.customer_id
+             AND metering._due_in(ev.due_at, sp.period_start, sp.period_end)
+        JOIN metering.meters m ON m.code = ev.meter
+        WHERE m.kind > 0
+          AND (m.filter IS NULL OR ev.properties @> m.filter)
+          AND ev.txid >= txid_snapshot_xmin(metering._rolled_up())
+          AND NOT txid_visible_in_snapshot(ev.txid, metering._rolled_up())
+        GROUP BY sp.customer_id, ev.meter, sp.period_start
+    ) parts
+    GROUP BY parts.customer_id, parts.meter, parts.period_start
+) q ON q.customer_id = l.customer_id AND q.meter = l.meter AND q.period_start = l.period_start;
 COMMENT ON VIEW metering._usage_quantities IS
     'Internal: the quantity of every usage line (subscription x started period x charge).';
 
