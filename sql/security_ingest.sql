@@ -148,14 +148,16 @@ SELECT pg_temp.events_fingerprint() = :'fingerprint' AS events_unchanged;
 ------------------------------------------------------------------------------
 SELECT :first_id AS first_id;  -- the COPY below names it literally
 SET ROLE regress_sec_ingest_copy;
-COPY metering.events (event_id, customer_id, meter, value, occurred_at, ingested_at) FROM STDIN WITH (FORMAT csv);
-1,s1,calls,1,2025-11-04 00:00:00+00,2000-01-01 00:00:00+00
+COPY metering.events (event_id, customer_id, meter, value, occurred_at, ingested_at, txid) FROM STDIN WITH (FORMAT csv);
+1,s1,calls,1,2025-11-04 00:00:00+00,2000-01-01 00:00:00+00,1
 \.
-INSERT INTO metering.events (event_id, customer_id, meter, value, occurred_at, ingested_at)
-OVERRIDING SYSTEM VALUE VALUES (:first_id, 's1', 'calls', 1, '2025-11-05Z', '2000-01-01Z');
+INSERT INTO metering.events (event_id, customer_id, meter, value, occurred_at, ingested_at, txid)
+OVERRIDING SYSTEM VALUE VALUES (:first_id, 's1', 'calls', 1, '2025-11-05Z', '2000-01-01Z', 1);
 RESET ROLE;
+-- (txid, the inserting transaction, is what the rollup step finds new events by)
 SELECT occurred_at, event_id = :first_id AS twin_id, event_id > :first_id AS new_id,
-       ingested_at = '2000-01-01Z' AS backdated, ingested_at > '2025-01-01Z' AS ingested_now
+       ingested_at = '2000-01-01Z' AS backdated, ingested_at > '2025-01-01Z' AS ingested_now,
+       txid = 1 AS txid_forged
 FROM metering.events WHERE occurred_at IN ('2025-11-04Z', '2025-11-05Z') ORDER BY occurred_at;
 SELECT count(*) AS events_with_first_id FROM metering.events WHERE event_id = :first_id;
 

@@ -17,11 +17,13 @@
 //   events can store no twin (customer_id, event_id): COPY takes explicit
 //   values of an identity column, INSERT takes them with OVERRIDING SYSTEM
 //   VALUE. A row that let event_id default thus uses two numbers of the
-//   sequence; ids only need to be unique and increasing.
+//   sequence; ids only need to be unique and increasing. txid, which the
+//   rollup step trusts to find new events, is the inserting transaction's.
 #include "ingest/events.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
@@ -49,6 +51,7 @@ struct Row {
     int attnum[kColumns];
     Datum v[kColumns];
     bool isnull[kColumns];
+    int txid_attnum;  // the inserting transaction (0.2.0 on); <= 0 on 0.1.0's schema
 };
 
 void read_row(TriggerData* td, Row& row)
@@ -60,6 +63,7 @@ void read_row(TriggerData* td, Row& row)
             elog(ERROR, "metering: column metering.events.%s is missing", kNames[c]);
         row.v[c] = heap_getattr(td->tg_trigtuple, row.attnum[c], desc, &row.isnull[c]);
     }
+    row.txid_attnum = SPI_fnumber(desc, "txid");
 }
 
 // See the top of the file.
@@ -102,24 +106,37 @@ Event row_event(const Row& row)
 }
 
 // The row as stored: validated values filled in, and the columns only the
-// extension sets.
+// extension sets (txid too: the rollup step trusts it to find new events).
 HeapTuple stored_row(TriggerData* td, const Row& row, const Event& ev)
 {
-    const Datum event_id =
-        superuser() ? row.v[kEventId]
-                    : Int64GetDatum(nextval_internal(metering::pg::relation_oid(metering::pg::Rel::events_event_id_seq),
-                                                     false));
-    int cols[5] = {row.attnum[kEventId], row.attnum[kDue], row.attnum[kIngested], row.attnum[kProperties],
-                   row.attnum[kOp]};
-    Datum values[5] = {event_id, TimestampTzGetDatum(ev.due_at),
-                       TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
-                       ev.properties ? JsonbPGetDatum(ev.properties)
-                                     : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")),
-                       ev.op == CounterOp::none  ? (Datum) 0
-                       : ev.op == CounterOp::set ? CStringGetTextDatum("set")
-                                                 : CStringGetTextDatum("increment")};
-    bool nulls[5] = {row.isnull[kEventId] && superuser(), false, false, false, ev.op == CounterOp::none};
-    return heap_modify_tuple_by_cols(td->tg_trigtuple, td->tg_relation->rd_att, 5, cols, values, nulls);
+    constexpr int kMaxSet = 6;
+    int cols[kMaxSet];
+    Datum values[kMaxSet];
+    bool nulls[kMaxSet];
+    int n = 0;
+    auto set = [&](int attnum, Datum value, bool isnull) {
+        cols[n] = attnum;
+        values[n] = value;
+        nulls[n] = isnull;
+        n++;
+    };
+    if (!superuser())
+        set(row.attnum[kEventId],
+            Int64GetDatum(nextval_internal(metering::pg::relation_oid(metering::pg::Rel::events_event_id_seq), false)),
+            false);
+    set(row.attnum[kDue], TimestampTzGetDatum(ev.due_at), false);
+    set(row.attnum[kIngested], TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+    set(row.attnum[kProperties],
+        ev.properties ? JsonbPGetDatum(ev.properties) : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")), false);
+    set(row.attnum[kOp],
+        ev.op == CounterOp::set ? CStringGetTextDatum("set")
+        : ev.op == CounterOp::increment ? CStringGetTextDatum("increment")
+                                        : (Datum) 0,
+        ev.op == CounterOp::none);
+    if (row.txid_attnum > 0)
+        set(row.txid_attnum, Int64GetDatum(static_cast<int64>(U64FromFullTransactionId(GetTopFullTransactionId()))),
+            false);
+    return heap_modify_tuple_by_cols(td->tg_trigtuple, td->tg_relation->rd_att, n, cols, values, nulls);
 }
 
 // A restored row as given; only due_at defaults to occurred_at, as always.
