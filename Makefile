@@ -26,11 +26,18 @@ REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 # JIT inlining needs LLVM bitcode of every object; clang would build ours as
 # C++14 (LLVM_CXXFLAGS), and nothing here is worth inlining into JIT code.
 override with_llvm = no
-# Rebuild objects when a header they include changes.
-autodepend = yes
+# Rebuild objects when a header they include changes (override: Makefile.global
+# empties autodepend after this line unless configure enabled it).
+override autodepend = yes
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# One dependency file per source path: Makefile.global names them by file name
+# alone, and src/core and src/rating share names (aggregates, periods, pricing).
+%.o : %.cpp
+	@mkdir -p $(DEPDIR)
+	$(COMPILE.cc) -o $@ $< -MMD -MP -MF $(DEPDIR)/$(subst /,_,$*).Po
 
 metering--$(EXTVERSION).sql: $(SQL_MODULES:%=src/sql/modules/%.sql) metering.control
 	{ printf '%s\n' '-- metering $(EXTVERSION), built by the Makefile from src/sql/modules/: edit those.' \

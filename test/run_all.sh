@@ -64,8 +64,14 @@ cluster_stop
 step "upgrade from 0.1.0 (test/upgrade)"
 bash test/upgrade/upgrade.sh
 
+step "dump and restore (test/restore)"
+bash test/restore/dump_restore.sh
+
 step "stress test (test/stress): concurrent ingest while periods close"
 for t in test/stress/*.sh; do bash "$t"; done
+
+step "metering.* settings in every place Postgres takes them (test/settings)"
+for t in test/settings/*.sh; do bash "$t"; done
 
 step "close_periods scheduled by pg_cron (test/cron)"
 for t in test/cron/*.sh; do bash "$t"; done

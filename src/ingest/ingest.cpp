@@ -6,6 +6,7 @@ extern "C" {
 #include "access/xact.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 }
 
 #include "pg/guard.hpp"
@@ -79,6 +80,9 @@ void _PG_init(void)
     metering::ingest::init_module();
     metering::invoice::init_module();
     metering::rollup::register_workers();
+    // Last: reserving the prefix drops every metering.* setting not defined by
+    // now (from postgresql.conf, ALTER DATABASE/ROLE, an early SET) with a warning.
+    MarkGUCPrefixReserved("metering");
 }
 
 PG_FUNCTION_INFO_V1(metering_ingest);
