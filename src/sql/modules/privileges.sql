@@ -19,6 +19,7 @@ GRANT EXECUTE ON FUNCTION
     metering._free_units(jsonb),
     metering._billable_quantity(numeric, jsonb),
     metering._quantity(metering.meters, text, timestamptz, timestamptz, bigint[]),
+    metering._custom_quantity(text, text, text, timestamptz, timestamptz, jsonb, bigint[]),
     metering._line_quantity(integer, numeric, text, timestamptz, bigint, text)
 TO PUBLIC;
 -- The CHECK constraint of events_import calls it with the inserting role's rights;
