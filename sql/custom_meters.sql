@@ -60,6 +60,18 @@ SELECT count(*) FROM metering.ingest_batch((
 SELECT code, expression, metering.usage('c1', code, '2025-11-01', '2025-12-01') AS quantity
 FROM metering.meters WHERE code LIKE 'f\_%' ORDER BY code;
 
+-- Invoicing a custom meter: an interim invoice on Nov 3 bills the gold GB so far (2.5 at
+-- 10 a GB: 25.00); the period's regular invoice shows the period's 3.75 and bills the
+-- difference, 37.50 - 25.00 = 12.50 (the interim's share rated through its billing marks).
+SELECT metering.create_plan('cm', 'USD', '1 month', 0),
+       metering.add_charge('cm', 'gold_gb', '{"model": "per_unit", "unit_price": 10}') > 0 AS charged,
+       metering.subscribe('c1', 'cm', '2025-11-01') > 0 AS subscribed;
+SELECT metering.bill_now(subscription_id, '2025-11-03 12:00Z') > 0 AS interim FROM metering.subscriptions;
+SELECT metering.close_periods('2025-12-02Z');
+SELECT i.kind, it.kind AS item, it.meter, it.quantity, it.amount
+FROM metering.invoices i JOIN metering.invoice_items it USING (invoice_id)
+WHERE it.meter IS NOT NULL ORDER BY i.invoice_id, it.item_no;
+
 -- A run-time error (a property that is not a number) names the meter
 SELECT metering.ingest('c1', 'f_cast', 1, '2025-11-06Z', properties => '{"n": "two"}') > 0 AS ingested;
 SELECT metering.usage('c1', 'f_cast', '2025-11-01', '2025-12-01');
