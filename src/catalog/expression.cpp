@@ -607,7 +607,8 @@ Query* checked_expression_query(const char* expression, Refusal* refusal)
 bool is_expression_error(int sqlerrcode)
 {
     const int category = ERRCODE_TO_CATEGORY(sqlerrcode);
-    return category == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION || category == ERRCODE_DATA_EXCEPTION;
+    return category == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION || category == ERRCODE_DATA_EXCEPTION ||
+           category == ERRCODE_INVALID_SCHEMA_NAME;  // 'pg_temp.x'::regclass before pg_temp exists
 }
 
 }  // namespace metering::catalog

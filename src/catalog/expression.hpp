@@ -35,8 +35,8 @@ Query* checked_expression_query(const char* expression, Refusal* refusal);
 bool expression_refused(Node* expression, Refusal* refusal);
 
 // Whether a Postgres error raised while parsing an expression is about the
-// expression (a syntax error, an unknown column or function, a bad literal),
-// not something else such as a cancel.
+// expression (a syntax error, an unknown column, function or schema, a bad
+// literal), not something else such as a cancel.
 bool is_expression_error(int sqlerrcode);
 
 }  // namespace metering::catalog
