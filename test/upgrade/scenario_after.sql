@@ -34,6 +34,17 @@ SELECT pg_temp.expect('retry of late-1', metering.ingest('acme', 'api_calls', 1,
 SELECT pg_temp.expect('retry of b1', (SELECT status FROM metering.ingest_batch(
        '[{"customer_id": "acme", "meter": "api_calls", "occurred_at": "2025-01-28T10:00:00Z", "idempotency_key": "b1"}]')), 'duplicate');
 
+-- Custom meters stored under 0.1.0: the allowed one is rated as before (gold only: 2.5);
+-- the update went through with the other, which is refused when rated (42501).
+SELECT pg_temp.expect('custom meter gold_gb', metering.usage('acme', 'gold_gb', '2025-02-01', '2025-03-01'), 2.5);
+DO $$
+BEGIN
+    PERFORM metering.usage('acme', 'twice', '2025-02-01', '2025-03-01');
+    RAISE EXCEPTION 'upgrade scenario: custom meter twice was rated';
+EXCEPTION WHEN insufficient_privilege THEN NULL;
+END
+$$;
+
 -- March: 5 calls, one seat, and a late February call (per unit: 0.10 under any rule).
 SELECT count(metering.ingest('acme', 'api_calls', 1, '2025-03-03'::timestamptz + i * interval '1 day', 'mar-' || i))
 FROM generate_series(1, 5) i;

@@ -31,3 +31,15 @@ SELECT metering.void_invoice(invoice_id, 'wrong address') FROM metering.invoices
 WHERE customer_id = 'acme' AND kind = 'regular' AND period_start = '2025-02-01';
 SELECT metering.close_periods('2025-03-02');
 SELECT metering.approve_invoice(min(invoice_id)) FROM metering.invoices WHERE customer_id = 'kaze';
+
+-- Custom meters stored under 0.1.0 (none charged): one that 0.2.0 still rates, and one
+-- whose expression calls a function of the database's own, which 0.1.0 let through and
+-- 0.2.0 refuses (inserted as 0.1.0 stored it: today's library checks create_meter too).
+CREATE FUNCTION public.upgrade_twice(v numeric) RETURNS numeric IMMUTABLE LANGUAGE sql AS 'SELECT v * 2';
+SELECT metering.create_meter('gold_gb', 'custom',
+    expression => 'sum((properties->>''gb'')::numeric) FILTER (WHERE properties->>''tier'' = ''gold'')');
+INSERT INTO metering.meters (code, aggregation, allow_negative, expression, created_at)
+VALUES ('twice', 'custom', false, 'sum(public.upgrade_twice(value))', '2025-01-01');
+SELECT metering.ingest('acme', 'gold_gb', 1, '2025-02-20', properties => '{"gb": 2.5, "tier": "gold"}'),
+       metering.ingest('acme', 'gold_gb', 1, '2025-02-21', properties => '{"gb": 4, "tier": "silver"}'),
+       metering.ingest('acme', 'twice', 3, '2025-02-20');

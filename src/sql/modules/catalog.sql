@@ -77,7 +77,8 @@ CREATE FUNCTION metering._check_expression(expression text) RETURNS text
     AS 'MODULE_PATHNAME', 'metering_check_expression'
     LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION metering._check_expression(text) IS
-    'Internal: checks a custom meter''s aggregate expression over metering.events; returns its canonical text.';
+    'Internal: checks a custom meter''s aggregate expression over metering.events (built-in immutable '
+    'objects of pg_catalog only); returns its canonical text.';
 CREATE FUNCTION metering._check_amount(field text, amount numeric) RETURNS numeric
     AS 'MODULE_PATHNAME', 'metering_check_amount'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;

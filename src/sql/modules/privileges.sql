@@ -19,6 +19,7 @@ GRANT EXECUTE ON FUNCTION
     metering._free_units(jsonb),
     metering._billable_quantity(numeric, jsonb),
     metering._quantity(metering.meters, text, timestamptz, timestamptz),
+    metering._custom_quantity(text, text, text, timestamptz, timestamptz, jsonb),
     metering._line_quantity(integer, numeric, text, timestamptz, bigint, text),
     metering._line_state(integer, numeric, text, timestamptz, bigint, text),
     metering._merged_quantity(bytea),

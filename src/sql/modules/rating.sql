@@ -279,6 +279,18 @@ COMMENT ON FUNCTION metering.billing_periods(bigint, timestamptz, timestamptz) I
     'Billing periods of a subscription that overlap [from_ts, to_ts): [anchor + k x interval, '
     'anchor + (k+1) x interval) in the customer''s time zone, cut to the subscription''s start and end.';
 
+-- The quantity of a custom meter: its stored expression is checked again as
+-- create_meter checked it, and the checked tree itself runs over that customer's
+-- events of the meter, as the caller (docs/rating.md, Custom meters).
+CREATE FUNCTION metering._custom_quantity(meter text, expression text, customer_id text,
+        from_ts timestamptz, to_ts timestamptz, filter jsonb)
+    RETURNS numeric
+    AS 'MODULE_PATHNAME', 'metering_custom_quantity'
+    LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION metering._custom_quantity(text, text, text, timestamptz, timestamptz, jsonb) IS
+    'Internal: quantity of a custom meter''s expression for a customer over [from_ts, to_ts) by due_at; '
+    'refuses an expression made of anything but built-in immutable objects of pg_catalog.';
+
 -- Quantity of one meter of one customer over [from_ts, to_ts) by due_at, per
 -- the meter's kind. No argument checks: usage(), the views and invoicing call it.
 CREATE FUNCTION metering._quantity(m metering.meters, customer_id text, from_ts timestamptz, to_ts timestamptz)
@@ -292,12 +304,9 @@ BEGIN
     IF m.aggregation = 'custom' THEN
         -- The stored expression, never the one in the row passed: it is Postgres's
         -- deparse of a checked aggregate (create_meter), not text as an admin typed it.
+        -- _custom_quantity checks it again and runs the tree it checked.
         SELECT x.expression INTO STRICT m.expression FROM metering.meters x WHERE x.code = m.code;
-        EXECUTE format('SELECT (%s)::numeric FROM metering.events ev '
-                       'WHERE ev.customer_id = $1 AND ev.meter = $2 AND ev.due_at >= $3 AND ev.due_at < $4 '
-                       'AND ($5::jsonb IS NULL OR ev.properties @> $5)', m.expression)
-            INTO result USING customer_id, m.code, from_ts, to_ts, m.filter;
-        RETURN result;
+        RETURN metering._custom_quantity(m.code, m.expression, customer_id, from_ts, to_ts, m.filter);
     END IF;
     -- One query per kind over the meter's events in [from_ts, to_ts) by due_at,
     -- read through the primary key (customer_id, meter, due_at, event_id).
