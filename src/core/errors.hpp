@@ -39,6 +39,7 @@ inline constexpr const char* kUnknownPlan = "MT018";
 inline constexpr const char* kOverlappingSubscription = "MT019";  // raised in SQL (subscribe)
 inline constexpr const char* kUnknownSubscription = "MT020";      // raised in SQL
 inline constexpr const char* kBadExpression = "MT021";
+inline constexpr const char* kBeforeRetention = "MT024";  // events dropped by retention
 }  // namespace sqlstate
 
 // A billing-rule violation: SQLSTATE, a message naming field and value, and

@@ -19,7 +19,17 @@
 //   VALUE. A row that let event_id default thus uses two numbers of the
 //   sequence; ids only need to be unique and increasing. txid, which the
 //   rollup step trusts to find new events, is the inserting transaction's.
+//
+// The trigger fires on the partition Postgres routed the row to (by due_at,
+// before any trigger runs). A row without due_at (the column default
+// 'infinity') lands in events_undated: the trigger stores it in the partition
+// of its occurred_at's month itself (creating it if need be) and skips it
+// there. A row due before the retention horizon lands in events_retired and is
+// refused (after dedup: a repeat of a dropped event's key is still a repeat).
+// A restored row brings no key: its key comes with metering.idempotency_keys
+// of the same dump.
 #include "ingest/events.hpp"
+#include "ingest/partitions.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -34,11 +44,14 @@ extern "C" {
 }
 
 #include "core/aggregates.hpp"
+#include "pg/datum.hpp"
 #include "pg/guard.hpp"
 #include "pg/relations.hpp"
 
 using metering::ingest::CounterOp;
 using metering::ingest::Event;
+using metering::ingest::PartitionRole;
+using metering::ingest::StoredRow;
 
 namespace {
 
@@ -47,12 +60,27 @@ constexpr const char* kNames[kColumns] = {"event_id",    "customer_id", "meter",
                                           "occurred_at", "due_at",      "ingested_at",     "idempotency_key",
                                           "properties",  "op"};
 
+static_assert(static_cast<int>(kOp) == static_cast<int>(metering::ingest::kOp) &&
+                  static_cast<int>(kColumns) == static_cast<int>(metering::ingest::kTxid),
+              "the row trigger's columns are numbered as the store's");
+
 struct Row {
     int attnum[kColumns];
     Datum v[kColumns];
     bool isnull[kColumns];
     int txid_attnum;  // the inserting transaction (0.2.0 on); <= 0 on 0.1.0's schema
 };
+
+Datum own_txid()
+{
+    return Int64GetDatum(static_cast<int64>(U64FromFullTransactionId(GetTopFullTransactionId())));
+}
+
+// due_at not given: NULL, or the column default 'infinity' (never a real due_at).
+bool due_at_given(const Row& row)
+{
+    return !row.isnull[kDue] && !TIMESTAMP_IS_NOEND(DatumGetTimestampTz(row.v[kDue]));
+}
 
 void read_row(TriggerData* td, Row& row)
 {
@@ -96,7 +124,7 @@ Event row_event(const Row& row)
     ev.meter = DatumGetTextPP(row.v[kMeter]);
     ev.value = DatumGetNumeric(row.v[kValue]);
     ev.occurred_at = DatumGetTimestampTz(row.v[kOccurred]);
-    ev.has_due_at = !row.isnull[kDue];
+    ev.has_due_at = due_at_given(row);
     ev.due_at = ev.has_due_at ? DatumGetTimestampTz(row.v[kDue]) : 0;
     ev.idempotency_key = row.isnull[kKey] ? nullptr : DatumGetTextPP(row.v[kKey]);
     ev.properties = row.isnull[kProperties] ? nullptr : DatumGetJsonbP(row.v[kProperties]);
@@ -107,71 +135,95 @@ Event row_event(const Row& row)
 
 // The row as stored: validated values filled in, and the columns only the
 // extension sets (txid too: the rollup step trusts it to find new events).
-HeapTuple stored_row(TriggerData* td, const Row& row, const Event& ev)
+HeapTuple stored_row(TriggerData* td, const Row& row, const Event& ev, int64 id)
 {
-    constexpr int kMaxSet = 6;
+    StoredRow stored;
+    metering::ingest::event_row(ev, id, stored);
+    constexpr int kSet[] = {kEventId, kDue, kIngested, kProperties, kOp};
+    constexpr int kMaxSet = sizeof kSet / sizeof kSet[0] + 1;
     int cols[kMaxSet];
     Datum values[kMaxSet];
     bool nulls[kMaxSet];
     int n = 0;
-    auto set = [&](int attnum, Datum value, bool isnull) {
-        cols[n] = attnum;
-        values[n] = value;
-        nulls[n] = isnull;
-        n++;
-    };
-    if (!superuser())
-        set(row.attnum[kEventId],
-            Int64GetDatum(nextval_internal(metering::pg::relation_oid(metering::pg::Rel::events_event_id_seq), false)),
-            false);
-    set(row.attnum[kDue], TimestampTzGetDatum(ev.due_at), false);
-    set(row.attnum[kIngested], TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
-    set(row.attnum[kProperties],
-        ev.properties ? JsonbPGetDatum(ev.properties) : DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")), false);
-    set(row.attnum[kOp],
-        ev.op == CounterOp::set ? CStringGetTextDatum("set")
-        : ev.op == CounterOp::increment ? CStringGetTextDatum("increment")
-                                        : (Datum) 0,
-        ev.op == CounterOp::none);
-    if (row.txid_attnum > 0)
-        set(row.txid_attnum, Int64GetDatum(static_cast<int64>(U64FromFullTransactionId(GetTopFullTransactionId()))),
-            false);
+    for (int c : kSet) {
+        // the store's columns are numbered as this file's, txid aside
+        cols[n] = row.attnum[c];
+        values[n] = stored.value[c];
+        nulls[n++] = stored.isnull[c];
+    }
+    if (row.txid_attnum > 0) {
+        cols[n] = row.txid_attnum;
+        values[n] = own_txid();
+        nulls[n++] = false;
+    }
     return heap_modify_tuple_by_cols(td->tg_trigtuple, td->tg_relation->rd_att, n, cols, values, nulls);
 }
 
 // A restored row as given, but for txid: the restoring transaction's, so that the
 // first rollup step after the restore rolls it up (ids of the dumped cluster mean
-// nothing here); and due_at defaults to occurred_at, as always.
+// nothing here).
 HeapTuple restored_row(TriggerData* td, const Row& row)
 {
-    int cols[2];
-    Datum values[2];
-    bool nulls[2] = {false, false};
-    int n = 0;
-    if (row.isnull[kDue] && !row.isnull[kOccurred]) {
-        cols[n] = row.attnum[kDue];
-        values[n++] = row.v[kOccurred];
-    }
-    if (row.txid_attnum > 0) {
-        cols[n] = row.txid_attnum;
-        values[n++] = Int64GetDatum(static_cast<int64>(U64FromFullTransactionId(GetTopFullTransactionId())));
-    }
-    if (n == 0)
+    if (row.txid_attnum <= 0)
         return td->tg_trigtuple;
-    return heap_modify_tuple_by_cols(td->tg_trigtuple, td->tg_relation->rd_att, n, cols, values, nulls);
+    int col = row.txid_attnum;
+    Datum value = own_txid();
+    bool isnull = false;
+    return heap_modify_tuple_by_cols(td->tg_trigtuple, td->tg_relation->rd_att, 1, &col, &value, &isnull);
+}
+
+// A restored row that did not land in its month's partition (no due_at: it
+// defaults to occurred_at; or due before the retention horizon, refused).
+void store_restored_row(const Row& row)
+{
+    StoredRow stored;
+    for (int c = 0; c < kColumns; c++) {
+        stored.value[c] = row.v[c];
+        stored.isnull[c] = row.isnull[c];
+    }
+    if (!due_at_given(row)) {
+        stored.value[kDue] = row.v[kOccurred];
+        stored.isnull[kDue] = row.isnull[kOccurred];
+    }
+    stored.value[metering::ingest::kTxid] = own_txid();
+    stored.isnull[metering::ingest::kTxid] = false;
+    metering::ingest::insert_rows(&stored, 1, {nullptr, 0});
+}
+
+int64 event_id_of(const Row& row)
+{
+    if (superuser() && !row.isnull[kEventId])
+        return DatumGetInt64(row.v[kEventId]);
+    return nextval_internal(metering::pg::relation_oid(metering::pg::Rel::events_event_id_seq), false);
 }
 
 Datum validate_row(TriggerData* td)
 {
     Row row;
     read_row(td, row);
-    if (is_restored_history(row))
-        return PointerGetDatum(restored_row(td, row));
+    const PartitionRole role = metering::ingest::partition_role(RelationGetRelationName(td->tg_relation));
+    if (is_restored_history(row)) {
+        if (role == PartitionRole::month)
+            return PointerGetDatum(restored_row(td, row));
+        store_restored_row(row);
+        return PointerGetDatum(nullptr);
+    }
     Event ev = row_event(row);
     metering::ingest::validate_event(ev);
-    if (ev.idempotency_key && metering::ingest::find_duplicate(ev) != 0)
-        return PointerGetDatum(nullptr);  // same event already stored: skip the row
-    return PointerGetDatum(stored_row(td, row, ev));
+    int64 id = event_id_of(row);
+    if (ev.idempotency_key) {
+        bool created = true;
+        metering::ingest::dedup_keys(&ev, 1, {nullptr, 0}, &id, &created);
+        if (!created)
+            return PointerGetDatum(nullptr);  // same event already stored: skip the row
+    }
+    if (role == PartitionRole::month)
+        return PointerGetDatum(stored_row(td, row, ev, id));
+    // Landed without due_at (stored in its month instead) or before the horizon (refused).
+    StoredRow stored;
+    metering::ingest::event_row(ev, id, stored);
+    metering::ingest::insert_rows(&stored, 1, {nullptr, 0});
+    return PointerGetDatum(nullptr);
 }
 
 }  // namespace

@@ -58,14 +58,9 @@ MeterInfo validate_event(Event& ev);
 // The customer exists and the meter is a counter (throws otherwise).
 void require_counter(const Event& ev);
 
-// --- the event store's write path (store.cpp) ---------------------------
+// --- the event store's write path (store.cpp, keys.cpp, partitions.cpp) ----
 
-// Stored event of (customer_id, key), compared with ev: returns its event_id
-// when the payload is the same, throws kIdempotencyConflict when it differs,
-// returns 0 when there is none. Waits for a transaction still inserting it.
-int64 find_duplicate(const Event& ev);
-
-// How errors of store_events name an event: "<label> <first + i>: ...", e.g.
+// How errors of the store name an event: "<label> <first + i>: ...", e.g.
 // "ingest_batch: element 3: ". No label: messages as they are (single events).
 struct Ordinals {
     const char* label;
@@ -73,9 +68,38 @@ struct Ordinals {
 };
 
 // Inserts validated events with dedup on (customer_id, idempotency_key),
-// straight into the heap and indexes. ids[i] is the event id (new or stored);
-// created[i] whether it is new. Rows keep the order of events.
+// straight into the heap and indexes of their month's partition. ids[i] is the
+// event id (new or stored); created[i] whether it is new. Rows keep the order
+// of events within a partition.
 void store_events(Event* events, int n, const Ordinals& ordinals, int64* ids, bool* created);
+
+// Dedup through metering.idempotency_keys (keys.cpp): stores the key of every
+// keyed event whose created[i] is true, under ids[i]. A key already stored with
+// the same payload (earlier, or earlier in this call) makes ids[i] that event's
+// id and created[i] false, and throws kIdempotencyConflict when the payload
+// differs. Waits for a transaction still inserting the key.
+void dedup_keys(const Event* events, int n, const Ordinals& ordinals, int64* ids, bool* created);
+
+// The fingerprint of an event's properties kept with its key (nullptr: {}).
+int64 properties_hash(const Jsonb* properties);
+
+// A row of metering.events as the store writes it, column by column.
+enum EventColumn { kEventId, kCustomer, kMeter, kValue, kOccurred, kDue, kIngested, kKey, kProperties, kOp,
+                   kTxid, kEventColumns };
+extern const char* const kEventColumnNames[kEventColumns];
+struct StoredRow {
+    Datum value[kEventColumns];
+    bool isnull[kEventColumns];
+};
+
+// Inserts rows into the partitions of their due_at (creating a missing month's
+// partition), without triggers. A row due before the retention horizon is
+// refused (kBeforeRetention), named by ordinals as row i.
+// positions[i] is row i's place in the caller's list (nullptr: i).
+void insert_rows(const StoredRow* rows, int n, const Ordinals& ordinals, const int* positions = nullptr);
+
+// The row of a new event, as ingest stores it.
+void event_row(const Event& ev, int64 id, StoredRow& row);
 
 // What validate_event fills in (due_at from occurred_at, the counter
 // operation), for an event it already validated: the bulk path validates each

@@ -18,8 +18,8 @@ namespace metering::pg {
 namespace {
 
 constexpr const char* kNames[static_cast<int>(Rel::kCount)] = {
-    "customers", "customers_pkey", "meters", "meters_pkey", "events", "events_idempotency_key",
-    "events_event_id_seq", "events_import"};
+    "customers", "customers_pkey", "meters", "meters_pkey", "events", "events_event_id_seq", "events_import",
+    "idempotency_keys", "idempotency_keys_pkey"};
 
 Oid oids[static_cast<int>(Rel::kCount)];
 

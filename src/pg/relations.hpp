@@ -14,7 +14,10 @@ extern "C" {
 
 namespace metering::pg {
 
-enum class Rel { customers, customers_pkey, meters, meters_pkey, events, events_idempotency_key, events_event_id_seq, events_import, kCount };
+enum class Rel {
+    customers, customers_pkey, meters, meters_pkey, events, events_event_id_seq, events_import,
+    idempotency_keys, idempotency_keys_pkey, kCount
+};
 
 // OID of one of metering's relations; raises an error when the extension is missing.
 Oid relation_oid(Rel which);

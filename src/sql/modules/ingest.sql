@@ -12,38 +12,70 @@ CREATE TABLE metering.events (
     meter           text COLLATE "C" NOT NULL,
     value           numeric NOT NULL,
     occurred_at     timestamptz NOT NULL,
-    due_at          timestamptz NOT NULL,
+    -- 'infinity': not given. Rows are routed to their partition before any trigger
+    -- runs, so a row without due_at lands in events_undated, whose trigger stores it
+    -- in the month of its occurred_at.
+    due_at          timestamptz NOT NULL DEFAULT 'infinity',
     ingested_at     timestamptz NOT NULL DEFAULT now(),
     idempotency_key text COLLATE "C",
     properties      jsonb NOT NULL DEFAULT '{}',
     op              text CHECK (op IN ('increment', 'set')),
-    -- Rating reads one customer's meter over a period: this key serves it.
-    PRIMARY KEY (customer_id, meter, due_at, event_id),
     txid            bigint NOT NULL DEFAULT txid_current()
-);
--- Dedup for all time, led by customer_id like every key (shardable by customer).
-CREATE UNIQUE INDEX events_idempotency_key ON metering.events (customer_id, idempotency_key)
-    WHERE idempotency_key IS NOT NULL;
+) PARTITION BY RANGE (due_at);
+-- One partition per calendar month (UTC), metering.events_YYYY_MM, created on demand
+-- by metering._create_event_partition with the primary key (customer_id, meter,
+-- due_at, event_id) and the BRIN index on txid. The parent has no index of its own:
+-- pg_dump dumps the partitions (created at run time, not members of the extension)
+-- with their indexes, which a partitioned index would already have made on restore.
 COMMENT ON TABLE metering.events IS
-    'Usage events, append-only. Insert through metering.ingest, metering.ingest_batch or COPY '
-    '(customer_id, meter, value, occurred_at, idempotency_key, properties, due_at); '
-    'every path applies the same validation and dedup rules.';
+    'Usage events, append-only, partitioned by due_at month (UTC). Insert through metering.ingest, '
+    'metering.ingest_batch, metering.events_import or COPY (customer_id, meter, value, occurred_at, '
+    'idempotency_key, properties, due_at); every path applies the same validation and dedup rules.';
 COMMENT ON COLUMN metering.events.due_at IS
     'Decides the billing period of the event; defaults to occurred_at.';
--- The rollup step finds the events committed since its last snapshot by their
--- transaction ids, which grow with the table: a BRIN index costs ingest next to nothing.
-CREATE INDEX events_txid ON metering.events USING brin (txid) WITH (pages_per_range = 16, autosummarize = on);
 COMMENT ON COLUMN metering.events.txid IS
     'The inserting (top-level) transaction, as txid_current(): the rollup step consumes an event once its '
     'transaction is visible in the step''s snapshot (docs/design.md, "Rollups").';
 COMMENT ON COLUMN metering.events.op IS
     'Counter operation (increment or set) for events of counter meters; NULL otherwise.';
+-- Where a row inserted without due_at lands: the trigger stores it in its month and
+-- skips it here, so this partition never holds a row.
+CREATE TABLE metering.events_undated PARTITION OF metering.events
+    (CONSTRAINT events_undated_holds_nothing CHECK (false))
+    FOR VALUES FROM ('infinity') TO (MAXVALUE);
+COMMENT ON TABLE metering.events_undated IS
+    'Where a row inserted into metering.events without due_at lands; its trigger stores the row in the '
+    'partition of its month instead. Never holds a row.';
+
+-- Idempotency keys for all time, apart from the events so that dropping an old
+-- partition (metering.drop_events_before) never admits a duplicate again. A key
+-- keeps what a repeat is compared with: meter, value, counter operation and
+-- instants exactly, the properties as a hash (metering._properties_hash).
+CREATE TABLE metering.idempotency_keys (
+    event_id        bigint NOT NULL,
+    due_at          timestamptz NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    properties_hash bigint NOT NULL,
+    -- occurred_at was the ingesting transaction's now() and due_at took it: a retry
+    -- that lets them default as well differs only in the clock
+    times_defaulted boolean NOT NULL,
+    customer_id     text COLLATE "C" NOT NULL,
+    idempotency_key text COLLATE "C" NOT NULL,
+    meter           text COLLATE "C" NOT NULL,
+    value           numeric NOT NULL,
+    op              text CHECK (op IN ('increment', 'set')),
+    PRIMARY KEY (customer_id, idempotency_key)
+);
+COMMENT ON TABLE metering.idempotency_keys IS
+    'Every idempotency key ever used, with what a repeat is compared with (kept when the event''s partition '
+    'is dropped): a repeat with the same payload returns event_id, another payload is refused (MT011).';
 
 SELECT pg_catalog.pg_extension_config_dump('metering.customers', '');
 SELECT pg_catalog.pg_extension_config_dump('metering.meters', '');
 SELECT pg_catalog.pg_extension_config_dump('metering.plans', '');
 SELECT pg_catalog.pg_extension_config_dump('metering.events', '');
 SELECT pg_catalog.pg_extension_config_dump('metering.events_event_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('metering.idempotency_keys', '');
 
 ------------------------------------------------------------------------------
 -- Ingest
@@ -81,6 +113,121 @@ COMMENT ON FUNCTION metering._event_before_insert() IS
     'Internal: validates and deduplicates rows inserted into metering.events directly or by COPY.';
 CREATE TRIGGER events_validate BEFORE INSERT ON metering.events
     FOR EACH ROW EXECUTE FUNCTION metering._event_before_insert();
+
+------------------------------------------------------------------------------
+-- Partitions: one per month of due_at (UTC), made on demand; retention
+------------------------------------------------------------------------------
+
+-- The partition of the month (UTC) holding at, unless metering.events has one:
+-- metering.events_YYYY_MM with the primary key (customer_id, meter, due_at,
+-- event_id) and the BRIN index on txid. It is made apart and then attached, which
+-- takes SHARE UPDATE EXCLUSIVE on metering.events (ingest and reads go on; CREATE
+-- TABLE ... PARTITION OF would take ACCESS EXCLUSIVE). The ingest paths run it in a
+-- background worker's transaction of its own (src/ingest/partitions.cpp).
+CREATE FUNCTION metering._create_event_partition(at timestamptz) RETURNS regclass
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    lower timestamptz;
+    upper timestamptz;
+    name text;
+    existing regclass;
+BEGIN
+    IF at IS NULL OR NOT isfinite(at) THEN
+        RAISE EXCEPTION 'a partition of metering.events needs a finite instant, not %', coalesce(at::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    BEGIN
+        lower := date_trunc('month', at, 'UTC');
+    EXCEPTION WHEN datetime_field_overflow THEN
+        lower := '-infinity';  -- the first month Postgres has begins before its first instant
+    END;
+    BEGIN  -- months counted in UTC, whatever the session's time zone
+        upper := (date_trunc('month', at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
+    EXCEPTION WHEN datetime_field_overflow THEN
+        upper := 'infinity';  -- the last month Postgres has
+    END;
+    name := 'events_' || to_char(at AT TIME ZONE 'UTC', 'YYYY_MM')
+            || CASE WHEN at < '0001-01-01 00:00:00+00' THEN '_bc' ELSE '' END;
+    -- Creators take turns; the one that waited finds the partition made.
+    LOCK TABLE ONLY metering.events IN SHARE UPDATE EXCLUSIVE MODE;
+    SELECT i.inhrelid::regclass INTO existing FROM pg_inherits i
+    WHERE i.inhparent = 'metering.events'::regclass AND i.inhrelid = to_regclass('metering.' || quote_ident(name));
+    IF existing IS NOT NULL THEN
+        RETURN existing;
+    END IF;
+    EXECUTE format('CREATE TABLE metering.%I (LIKE metering.events INCLUDING CONSTRAINTS INCLUDING STORAGE '
+                   'INCLUDING COMPRESSION)', name);
+    EXECUTE format('ALTER TABLE metering.%I ADD CONSTRAINT %I PRIMARY KEY (customer_id, meter, due_at, event_id)',
+                   name, name || '_pkey');
+    -- The rollup step finds the events committed since its last snapshot by their
+    -- transaction ids, which grow with the table: a BRIN index costs ingest next to nothing.
+    EXECUTE format('CREATE INDEX %I ON metering.%I USING brin (txid) WITH (pages_per_range = 16, '
+                   'autosummarize = on)', name || '_txid', name);
+    EXECUTE format('COMMENT ON TABLE metering.%I IS %L', name,
+                   format('Events due in %s (UTC): a partition of metering.events, made on demand.',
+                          to_char(at AT TIME ZONE 'UTC', 'YYYY-MM')));
+    EXECUTE format('ALTER TABLE metering.events ATTACH PARTITION metering.%I FOR VALUES FROM (%L) TO (%L)',
+                   name, lower, upper);
+    RETURN format('metering.%I', name)::regclass;
+END
+$$;
+COMMENT ON FUNCTION metering._create_event_partition(timestamptz) IS
+    'Internal: makes the partition of metering.events for the month (UTC) of an instant, unless there is one.';
+
+CREATE FUNCTION metering.create_event_partitions(from_ts timestamptz, to_ts timestamptz) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    month timestamptz;
+    made integer := 0;
+    before integer;
+BEGIN
+    IF from_ts IS NULL OR to_ts IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN from_ts IS NULL THEN 'from_ts' ELSE 'to_ts' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF NOT isfinite(from_ts) OR NOT isfinite(to_ts) OR from_ts > to_ts THEN
+        RAISE EXCEPTION 'create_event_partitions: from_ts % to to_ts % is not a finite range', from_ts, to_ts
+            USING ERRCODE = '22023';
+    END IF;
+    IF to_ts > from_ts + interval '100 years' THEN
+        RAISE EXCEPTION 'create_event_partitions: from_ts % to to_ts % spans more than 100 years', from_ts, to_ts
+            USING ERRCODE = '22023', HINT = 'Partitions are made on demand; make ahead only the months to come.';
+    END IF;
+    IF from_ts < metering._retention_horizon() THEN
+        RAISE EXCEPTION 'create_event_partitions: from_ts % is before %, before which the events were dropped',
+            from_ts, metering._retention_horizon() USING ERRCODE = 'MT024';
+    END IF;
+    month := date_trunc('month', from_ts, 'UTC');
+    WHILE month < to_ts LOOP
+        SELECT count(*) INTO before FROM pg_inherits WHERE inhparent = 'metering.events'::regclass;
+        PERFORM metering._create_event_partition(month);
+        made := made + (SELECT count(*) FROM pg_inherits WHERE inhparent = 'metering.events'::regclass) - before;
+        month := (month AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC';
+    END LOOP;
+    RETURN made;
+END
+$$;
+COMMENT ON FUNCTION metering.create_event_partitions(timestamptz, timestamptz) IS
+    'Makes the partitions of metering.events for the months (UTC) from from_ts to to_ts ahead of their '
+    'events, and returns how many it made (ingest makes a missing one itself; COPY into metering.events '
+    'with an explicit due_at needs it made first).';
+
+CREATE FUNCTION metering._retention_horizon() RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'metering_retention_horizon'
+    LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION metering._retention_horizon() IS
+    'Internal: the instant before which retention dropped the events (-infinity: none were dropped).';
+
+CREATE FUNCTION metering._properties_hash(properties jsonb) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'metering_properties_hash'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION metering._properties_hash(jsonb) IS
+    'Internal: the fingerprint of an event''s properties kept with its idempotency key (equal for '
+    'jsonb-equal values).';
 
 -- The bulk path: COPY metering.events_import (...) FROM STDIN. A table whose access
 -- method stores nothing itself: COPY keeps its multi-insert buffering, the CHECK
