@@ -210,6 +210,10 @@ Datum validate_row(TriggerData* td)
     }
     Event ev = row_event(row);
     metering::ingest::validate_event(ev);
+    if (!metering::ingest::partitioned_store())  // 0.1.0's schema, before ALTER EXTENSION UPDATE
+        return PointerGetDatum(ev.idempotency_key && metering::ingest::v0_1::find_duplicate_0_1(ev) != 0
+                                   ? nullptr
+                                   : stored_row(td, row, ev, event_id_of(row)));
     int64 id = event_id_of(row);
     if (ev.idempotency_key) {
         bool created = true;

@@ -466,6 +466,7 @@ SPIPlanPtr prepare_saved(SPIPlanPtr* slot, const char* sql, int nargs, Oid* type
 }
 
 SPIPlanPtr last_set_plan = nullptr;
+SPIPlanPtr last_set_plan_0_1 = nullptr;
 SPIPlanPtr sum_since_plan = nullptr;
 
 }  // namespace
@@ -554,28 +555,42 @@ Numeric counter_value_at(text* customer_id, text* counter, TimestampTz at, bool 
     Oid types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
     Datum args[3] = {PointerGetDatum(customer_id), PointerGetDatum(counter), TimestampTzGetDatum(at)};
     SPI_connect();
-    // Counter events have due_at = occurred_at, so the primary key orders them.
-    SPIPlanPtr last_set = prepare_saved(
-        &last_set_plan,
-        "SELECT due_at, event_id FROM metering.events WHERE customer_id = $1 AND meter = $2 "
+    // Counter events have due_at = occurred_at, so the primary key orders them. The
+    // value retention kept of the dropped months stands for a set before them.
+    const bool retained = OidIsValid(pg::relation_oid_if_exists(pg::Rel::retained_values));  // 0.2.0 on
+    SPIPlanPtr last_set = !retained ? prepare_saved(
+        &last_set_plan_0_1,
+        "SELECT due_at, event_id, NULL::numeric FROM metering.events WHERE customer_id = $1 AND meter = $2 "
         "AND due_at <= $3 AND op = 'set' ORDER BY due_at DESC, event_id DESC LIMIT 1",
+        3, types) : prepare_saved(
+        &last_set_plan,
+        "SELECT due_at, event_id, base FROM ("
+        " (SELECT due_at, event_id, NULL::numeric AS base FROM metering.events WHERE customer_id = $1"
+        "  AND meter = $2 AND due_at <= $3 AND op = 'set' ORDER BY due_at DESC, event_id DESC LIMIT 1)"
+        " UNION ALL"
+        " SELECT due_at, event_id, value FROM metering.retained_values WHERE customer_id = $1 AND meter = $2"
+        "  AND due_at <= $3) s ORDER BY due_at DESC, event_id DESC LIMIT 1",
         3, types);
     SPI_execute_plan(last_set, args, nullptr, !after_write, 1);
     Datum from_at = TimestampTzGetDatum(DT_NOBEGIN);
     Datum from_id = Int64GetDatum(0);
+    Datum base = (Datum) 0;
+    bool no_base = true;
     if (SPI_processed > 0) {
         bool isnull;
         from_at = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
         from_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+        base = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &no_base);
     }
-    Oid sum_types[5] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
+    Oid sum_types[6] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, NUMERICOID};
     SPIPlanPtr sum_since = prepare_saved(
         &sum_since_plan,
-        "SELECT coalesce(sum(value), 0) FROM metering.events WHERE customer_id = $1 AND meter = $2 "
-        "AND due_at <= $3 AND due_at >= $4 AND (due_at, event_id) >= ($4, $5)",
-        5, sum_types);
-    Datum sum_args[5] = {args[0], args[1], args[2], from_at, from_id};
-    SPI_execute_plan(sum_since, sum_args, nullptr, !after_write, 1);
+        "SELECT coalesce(sum(value), 0) + coalesce($6, 0) FROM metering.events WHERE customer_id = $1"
+        " AND meter = $2 AND due_at <= $3 AND due_at >= $4 AND (due_at, event_id) >= ($4, $5)",
+        6, sum_types);
+    Datum sum_args[6] = {args[0], args[1], args[2], from_at, from_id, base};
+    const char sum_nulls[7] = {' ', ' ', ' ', ' ', ' ', no_base ? 'n' : ' ', '\0'};
+    SPI_execute_plan(sum_since, sum_args, sum_nulls, !after_write, 1);
     bool isnull;
     Datum total = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
     total = SPI_datumTransfer(total, false, -1);

@@ -73,6 +73,17 @@ struct Ordinals {
 // of events within a partition.
 void store_events(Event* events, int n, const Ordinals& ordinals, int64* ids, bool* created);
 
+// Whether the database has 0.2.0's partitioned store (metering.idempotency_keys);
+// before ALTER EXTENSION metering UPDATE it still has 0.1.0's one table.
+bool partitioned_store();
+
+// 0.1.0's store (store_0_1.cpp): the same contracts on 0.1.0's schema.
+namespace v0_1 {
+void store_events_0_1(Event* events, int n, const Ordinals& ordinals, int64* ids, bool* created);
+// The stored event of ev's key compared with ev: its id, 0 when there is none.
+int64 find_duplicate_0_1(const Event& ev);
+}  // namespace v0_1
+
 // Dedup through metering.idempotency_keys (keys.cpp): stores the key of every
 // keyed event whose created[i] is true, under ids[i]. A key already stored with
 // the same payload (earlier, or earlier in this call) makes ids[i] that event's
@@ -115,6 +126,9 @@ void require_import_flushed();
 // Transaction-scoped exclusive lock on one (customer, counter): serializes
 // counter operations so that each returns the value it produced.
 void lock_counter(const Event& ev);
+// Refuses an instant before the retention horizon (kBeforeRetention): the
+// events before it were dropped. field names the argument.
+void require_retained(TimestampTz at, const char* field);
 // Value of a counter at an instant: last set at or before it plus later
 // increments. after_write: see this transaction's own operation just stored.
 Numeric counter_value_at(text* customer_id, text* counter, TimestampTz at, bool after_write);

@@ -128,6 +128,7 @@ Datum metering_counter_value(PG_FUNCTION_ARGS)
         ev.meter = required_text(fcinfo, 1, "counter");
         TimestampTz at = required_timestamp(fcinfo, 2, "at");
         metering::ingest::require_counter(ev);
+        metering::ingest::require_retained(at, "at");
         PG_RETURN_NUMERIC(metering::ingest::counter_value_at(ev.customer_id, ev.meter, at, false));
     });
 }

@@ -14,6 +14,7 @@
 extern "C" {
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -222,9 +223,11 @@ void create_partition_for(TimestampTz due_at)
 TimestampTz retention_horizon()
 {
     Relation events = table_open(pg::relation_oid(pg::Rel::events), AccessShareLock);
-    PartitionDesc desc = RelationGetPartitionDesc(events, true);
     TimestampTz horizon = DT_NOBEGIN;
-    if (desc->nparts > 0) {
+    PartitionDesc desc = events->rd_rel->relkind == RELKIND_PARTITIONED_TABLE  // not on 0.1.0's schema
+                             ? RelationGetPartitionDesc(events, true)
+                             : nullptr;
+    if (desc != nullptr && desc->nparts > 0) {
         // events_retired is FROM (MINVALUE) TO (horizon)
         PartitionBoundInfo bounds = desc->boundinfo;
         const int offset = range_offset(events, bounds, DT_NOBEGIN);

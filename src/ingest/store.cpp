@@ -232,10 +232,30 @@ void insert_rows(const StoredRow* rows, int n, const Ordinals& ordinals, const i
     pfree(done);
 }
 
+void require_retained(TimestampTz at, const char* field)
+{
+    const TimestampTz horizon = retention_horizon();
+    if (at >= horizon)
+        return;
+    throw core::Error(core::sqlstate::kBeforeRetention,
+                      std::string(field) + " " + pg::timestamp_text(at) + " is before " + pg::timestamp_text(horizon) +
+                          ", before which the events were dropped",
+                      {}, "Values after the retention horizon are kept; the invoices keep what they billed.");
+}
+
+bool partitioned_store()
+{
+    return OidIsValid(pg::relation_oid_if_exists(pg::Rel::idempotency_keys));
+}
+
 void store_events(Event* events, int n, const Ordinals& ordinals, int64* ids, bool* created)
 {
     if (n <= 0)
         return;
+    if (!partitioned_store()) {
+        v0_1::store_events_0_1(events, n, ordinals, ids, created);
+        return;
+    }
     const Oid sequence = pg::relation_oid(pg::Rel::events_event_id_seq);
     for (int i = 0; i < n; i++) {
         ids[i] = nextval_internal(sequence, false);

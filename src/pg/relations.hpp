@@ -16,7 +16,9 @@ namespace metering::pg {
 
 enum class Rel {
     customers, customers_pkey, meters, meters_pkey, events, events_event_id_seq, events_import,
-    idempotency_keys, idempotency_keys_pkey, kCount
+    idempotency_keys, idempotency_keys_pkey, retained_values,
+    events_idempotency_key,  // 0.1.0's dedup index (store_0_1.cpp)
+    kCount
 };
 
 // OID of one of metering's relations; raises an error when the extension is missing.

@@ -1477,3 +1477,755 @@ COMMENT ON VIEW metering.status IS
     'For operators: events waiting to be rolled up and since when, the last rollup step and how many events '
     'the steps rolled up, the last close_periods and how many invoices it made, invoices pending review, '
     'subscriptions in billing_errors, and whether the rollup worker runs (and for which databases).';
+
+------------------------------------------------------------------------------
+-- issue 10: partitioned event store
+------------------------------------------------------------------------------
+-- metering.events becomes partitioned by due_at month (docs/design.md, "Event store").
+-- The table is made anew: its rows move into the month partitions with every column
+-- as it was (event_id, ingested_at, txid, ...), the identity goes on from where it
+-- was, the grants made on it are given again, and the idempotency keys of the stored
+-- events go to metering.idempotency_keys, which keeps them for all time.
+
+-- The old table and its sequence keep the rows until they are moved; from here on
+-- they are no longer the extension's (nor dumped with it).
+ALTER TABLE metering.events RENAME TO events_0_1;
+ALTER TABLE metering.events_0_1 RENAME CONSTRAINT events_op_check TO events_0_1_op_check;
+ALTER SEQUENCE metering.events_event_id_seq RENAME TO events_0_1_event_id_seq;
+ALTER EXTENSION metering DROP TABLE metering.events_0_1;
+ALTER EXTENSION metering DROP SEQUENCE metering.events_0_1_event_id_seq;
+
+CREATE TABLE metering.events (
+    event_id        bigint GENERATED ALWAYS AS IDENTITY,
+    customer_id     text COLLATE "C" NOT NULL,
+    meter           text COLLATE "C" NOT NULL,
+    value           numeric NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    -- 'infinity': not given. Rows are routed to their partition before any trigger
+    -- runs, so a row without due_at lands in events_undated, whose trigger stores it
+    -- in the month of its occurred_at.
+    due_at          timestamptz NOT NULL DEFAULT 'infinity',
+    ingested_at     timestamptz NOT NULL DEFAULT now(),
+    idempotency_key text COLLATE "C",
+    properties      jsonb NOT NULL DEFAULT '{}',
+    op              text CHECK (op IN ('increment', 'set')),
+    txid            bigint NOT NULL DEFAULT txid_current()
+) PARTITION BY RANGE (due_at);
+-- One partition per calendar month (UTC), metering.events_YYYY_MM, created on demand
+-- by metering._create_event_partition with the primary key (customer_id, meter,
+-- due_at, event_id) and the BRIN index on txid. The parent has no index of its own:
+-- pg_dump dumps the partitions (created at run time, not members of the extension)
+-- with their indexes, which a partitioned index would already have made on restore.
+COMMENT ON TABLE metering.events IS
+    'Usage events, append-only, partitioned by due_at month (UTC). Insert through metering.ingest, '
+    'metering.ingest_batch, metering.events_import or COPY (customer_id, meter, value, occurred_at, '
+    'idempotency_key, properties, due_at); every path applies the same validation and dedup rules.';
+COMMENT ON COLUMN metering.events.due_at IS
+    'Decides the billing period of the event; defaults to occurred_at.';
+COMMENT ON COLUMN metering.events.txid IS
+    'The inserting (top-level) transaction, as txid_current(): the rollup step consumes an event once its '
+    'transaction is visible in the step''s snapshot (docs/design.md, "Rollups").';
+COMMENT ON COLUMN metering.events.op IS
+    'Counter operation (increment or set) for events of counter meters; NULL otherwise.';
+-- Where a row inserted without due_at lands: the trigger stores it in its month and
+-- skips it here, so this partition never holds a row.
+CREATE TABLE metering.events_undated PARTITION OF metering.events
+    (CONSTRAINT events_undated_holds_nothing CHECK (false))
+    FOR VALUES FROM ('infinity') TO (MAXVALUE);
+COMMENT ON TABLE metering.events_undated IS
+    'Where a row inserted into metering.events without due_at lands; its trigger stores the row in the '
+    'partition of its month instead. Never holds a row.';
+
+-- Idempotency keys for all time, apart from the events so that dropping an old
+-- partition (metering.drop_events_before) never admits a duplicate again. A key
+-- keeps what a repeat is compared with: meter, value, counter operation and
+-- instants exactly, the properties as a hash (metering._properties_hash).
+CREATE TABLE metering.idempotency_keys (
+    event_id        bigint NOT NULL,
+    due_at          timestamptz NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    properties_hash bigint NOT NULL,
+    -- occurred_at was the ingesting transaction's now() and due_at took it: a retry
+    -- that lets them default as well differs only in the clock
+    times_defaulted boolean NOT NULL,
+    customer_id     text COLLATE "C" NOT NULL,
+    idempotency_key text COLLATE "C" NOT NULL,
+    meter           text COLLATE "C" NOT NULL,
+    value           numeric NOT NULL,
+    op              text CHECK (op IN ('increment', 'set')),
+    PRIMARY KEY (customer_id, idempotency_key)
+);
+COMMENT ON TABLE metering.idempotency_keys IS
+    'Every idempotency key ever used, with what a repeat is compared with (kept when the event''s partition '
+    'is dropped): a repeat with the same payload returns event_id, another payload is refused (MT011).';
+
+SELECT pg_catalog.pg_extension_config_dump('metering.events', '');
+SELECT pg_catalog.pg_extension_config_dump('metering.events_event_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('metering.idempotency_keys', '');
+
+CREATE TRIGGER events_validate BEFORE INSERT ON metering.events
+    FOR EACH ROW EXECUTE FUNCTION metering._event_before_insert();
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON metering.events
+    FOR EACH STATEMENT EXECUTE FUNCTION metering._refuse_change(
+        'events are append-only', 'Record a correction as a new event.');
+
+-- Partitions, made on demand, and retention
+CREATE OR REPLACE FUNCTION metering._create_event_partition(at timestamptz) RETURNS regclass
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    lower timestamptz;
+    upper timestamptz;
+    name text;
+    existing regclass;
+BEGIN
+    IF at IS NULL OR NOT isfinite(at) THEN
+        RAISE EXCEPTION 'a partition of metering.events needs a finite instant, not %', coalesce(at::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    BEGIN
+        lower := date_trunc('month', at, 'UTC');
+    EXCEPTION WHEN datetime_field_overflow THEN
+        lower := '-infinity';  -- the first month Postgres has begins before its first instant
+    END;
+    BEGIN  -- months counted in UTC, whatever the session's time zone
+        upper := (date_trunc('month', at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
+    EXCEPTION WHEN datetime_field_overflow THEN
+        upper := 'infinity';  -- the last month Postgres has
+    END;
+    name := 'events_' || to_char(at AT TIME ZONE 'UTC', 'YYYY_MM')
+            || CASE WHEN at < '0001-01-01 00:00:00+00' THEN '_bc' ELSE '' END;
+    -- Creators take turns; the one that waited finds the partition made.
+    LOCK TABLE ONLY metering.events IN SHARE UPDATE EXCLUSIVE MODE;
+    SELECT i.inhrelid::regclass INTO existing FROM pg_inherits i
+    WHERE i.inhparent = 'metering.events'::regclass AND i.inhrelid = to_regclass('metering.' || quote_ident(name));
+    IF existing IS NOT NULL THEN
+        RETURN existing;
+    END IF;
+    EXECUTE format('CREATE TABLE metering.%I (LIKE metering.events INCLUDING CONSTRAINTS INCLUDING STORAGE '
+                   'INCLUDING COMPRESSION)', name);
+    EXECUTE format('ALTER TABLE metering.%I ADD CONSTRAINT %I PRIMARY KEY (customer_id, meter, due_at, event_id)',
+                   name, name || '_pkey');
+    -- The rollup step finds the events committed since its last snapshot by their
+    -- transaction ids, which grow with the table: a BRIN index costs ingest next to nothing.
+    EXECUTE format('CREATE INDEX %I ON metering.%I USING brin (txid) WITH (pages_per_range = 16, '
+                   'autosummarize = on)', name || '_txid', name);
+    EXECUTE format('COMMENT ON TABLE metering.%I IS %L', name,
+                   format('Events due in %s (UTC): a partition of metering.events, made on demand.',
+                          to_char(at AT TIME ZONE 'UTC', 'YYYY-MM')));
+    EXECUTE format('ALTER TABLE metering.events ATTACH PARTITION metering.%I FOR VALUES FROM (%L) TO (%L)',
+                   name, lower, upper);
+    RETURN format('metering.%I', name)::regclass;
+END
+$$;
+COMMENT ON FUNCTION metering._create_event_partition(timestamptz) IS
+    'Internal: makes the partition of metering.events for the month (UTC) of an instant, unless there is one.';
+
+CREATE OR REPLACE FUNCTION metering.create_event_partitions(from_ts timestamptz, to_ts timestamptz) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    month timestamptz;
+    made integer := 0;
+    before integer;
+BEGIN
+    IF from_ts IS NULL OR to_ts IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN from_ts IS NULL THEN 'from_ts' ELSE 'to_ts' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF NOT isfinite(from_ts) OR NOT isfinite(to_ts) OR from_ts > to_ts THEN
+        RAISE EXCEPTION 'create_event_partitions: from_ts % to to_ts % is not a finite range', from_ts, to_ts
+            USING ERRCODE = '22023';
+    END IF;
+    IF to_ts > from_ts + interval '100 years' THEN
+        RAISE EXCEPTION 'create_event_partitions: from_ts % to to_ts % spans more than 100 years', from_ts, to_ts
+            USING ERRCODE = '22023', HINT = 'Partitions are made on demand; make ahead only the months to come.';
+    END IF;
+    IF from_ts < metering._retention_horizon() THEN
+        RAISE EXCEPTION 'create_event_partitions: from_ts % is before %, before which the events were dropped',
+            from_ts, metering._retention_horizon() USING ERRCODE = 'MT024';
+    END IF;
+    month := date_trunc('month', from_ts, 'UTC');
+    WHILE month < to_ts LOOP
+        SELECT count(*) INTO before FROM pg_inherits WHERE inhparent = 'metering.events'::regclass;
+        PERFORM metering._create_event_partition(month);
+        made := made + (SELECT count(*) FROM pg_inherits WHERE inhparent = 'metering.events'::regclass) - before;
+        month := (month AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC';
+    END LOOP;
+    RETURN made;
+END
+$$;
+COMMENT ON FUNCTION metering.create_event_partitions(timestamptz, timestamptz) IS
+    'Makes the partitions of metering.events for the months (UTC) from from_ts to to_ts ahead of their '
+    'events, and returns how many it made (ingest makes a missing one itself; COPY into metering.events '
+    'with an explicit due_at needs it made first).';
+
+CREATE OR REPLACE FUNCTION metering._retention_horizon() RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'metering_retention_horizon'
+    LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION metering._retention_horizon() IS
+    'Internal: the instant before which retention dropped the events (-infinity: none were dropped).';
+
+CREATE OR REPLACE FUNCTION metering._properties_hash(properties jsonb) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'metering_properties_hash'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION metering._properties_hash(jsonb) IS
+    'Internal: the fingerprint of an event''s properties kept with its idempotency key (equal for '
+    'jsonb-equal values).';
+
+CREATE OR REPLACE FUNCTION metering._event_partitions()
+    RETURNS TABLE(partition regclass, from_ts timestamptz, to_ts timestamptz)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.oid::regclass,
+           CASE WHEN b[1] = 'MINVALUE' THEN '-infinity' ELSE btrim(b[1], '''')::timestamptz END,
+           CASE WHEN b[2] = 'MAXVALUE' THEN 'infinity' ELSE btrim(b[2], '''')::timestamptz END
+    FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid), '^FOR VALUES FROM \((.*)\) TO \((.*)\)$') b
+    WHERE i.inhparent = 'metering.events'::regclass
+$$;
+COMMENT ON FUNCTION metering._event_partitions() IS
+    'Internal: the partitions of metering.events with the range of due_at each holds.';
+
+-- What later reads need of the months retention dropped, per customer and meter:
+-- a counter's value at the horizon (standing for a set at its last dropped
+-- operation: counter_value goes on from it) and a time_weighted gauge's last point
+-- before it (the value it holds into the first period after the horizon).
+CREATE TABLE metering.retained_values (
+    customer_id text COLLATE "C" NOT NULL,
+    meter       text COLLATE "C" NOT NULL,
+    value       numeric NOT NULL,
+    due_at      timestamptz NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    event_id    bigint NOT NULL,
+    PRIMARY KEY (customer_id, meter)
+);
+COMMENT ON TABLE metering.retained_values IS
+    'What the months dropped by retention leave for later reads: per customer, a counter''s value at the '
+    'horizon (as a set at its last dropped operation) and a time_weighted gauge''s last point before it.';
+SELECT pg_catalog.pg_extension_config_dump('metering.retained_values', '');
+
+CREATE OR REPLACE FUNCTION metering.drop_events_before(before timestamptz) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    parts regclass[];
+    part regclass;
+    months integer;
+    open_line record;
+BEGIN
+    IF before IS NULL THEN
+        RAISE EXCEPTION 'before must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF NOT isfinite(before) OR before <> date_trunc('month', before, 'UTC') THEN
+        RAISE EXCEPTION 'drop_events_before: % is not the first instant of a month (UTC)', before
+            USING ERRCODE = '22023', HINT = 'The partitions hold calendar months of due_at in UTC.';
+    END IF;
+    IF before > date_trunc('month', now(), 'UTC') THEN
+        RAISE EXCEPTION 'drop_events_before: % is after the start of this month', before
+            USING ERRCODE = '22023', HINT = 'Only past months can be billed for good.';
+    END IF;
+    IF before <= metering._retention_horizon() THEN
+        RETURN 0;  -- dropped already
+    END IF;
+    -- Every committed event rolled up; the step's lock is kept to the end, so no close
+    -- and no other step runs meanwhile.
+    PERFORM metering._rollup_step();
+    IF EXISTS (SELECT FROM metering._event_partitions() p WHERE p.from_ts < before AND p.to_ts > before) THEN
+        RAISE EXCEPTION 'drop_events_before: a partition of metering.events holds events due before and after %',
+            before USING ERRCODE = '55000';
+    END IF;
+    SELECT array_agg(p.partition ORDER BY p.from_ts),
+           count(*) FILTER (WHERE p.partition::text <> 'metering.events_retired')
+    INTO parts, months
+    FROM metering._event_partitions() p WHERE p.to_ts <= before;
+    -- No event can be added to those months any more (an insert in progress is waited
+    -- for), and whatever committed into them meanwhile is rolled up too.
+    FOREACH part IN ARRAY coalesce(parts, '{}') LOOP
+        EXECUTE format('LOCK TABLE %s IN SHARE MODE', part);
+    END LOOP;
+    PERFORM metering._rollup_step();
+    -- Every billing period that began before `before` and has usage is invoiced by a
+    -- live regular invoice, with no late usage waiting for the next one: what was billed
+    -- is final, and reads of those periods come from the rollups.
+    SELECT u.subscription_id, u.period_start, u.meter INTO open_line
+    FROM metering.usage_rollups u
+    WHERE u.period_start < before
+      AND (NOT EXISTS (SELECT FROM metering.invoices i
+                       WHERE i.subscription_id = u.subscription_id AND i.kind = 'regular'
+                         AND i.status <> 'void' AND i.period_start = u.period_start)
+           OR EXISTS (SELECT FROM metering.late_groups l
+                      WHERE l.subscription_id = u.subscription_id AND l.period_start = u.period_start
+                        AND l.meter = u.meter))
+    ORDER BY u.period_start LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'drop_events_before: the usage of meter "%" in the period of subscription % from % is not billed for good',
+            open_line.meter, open_line.subscription_id, open_line.period_start
+            USING ERRCODE = '55000',
+                  HINT = 'Close the periods first (metering.close_periods): retention drops only invoiced months.';
+    END IF;
+    -- Custom and time_weighted quantities are read from the events: a period of theirs
+    -- must not lose part of its events (a late event in its other part would be billed
+    -- against what is left).
+    SELECT s.subscription_id, g.period_start, m.code AS meter, m.aggregation INTO open_line
+    FROM metering.subscriptions s
+    JOIN metering.customers c ON c.customer_id = s.customer_id
+    JOIN metering.plans pl ON pl.code = s.plan_code
+    JOIN metering.charges ch ON ch.plan_code = s.plan_code
+    JOIN metering.meters m ON m.code = ch.meter AND m.kind = 0
+    CROSS JOIN LATERAL (SELECT metering._period_of(s.billing_anchor, pl.billing_interval, c.timezone,
+                                                   s.starts_at, s.ends_at, before) AS period_start) g
+    WHERE g.period_start < before
+      AND EXISTS (SELECT FROM metering.events e
+                  WHERE e.customer_id = s.customer_id AND e.meter = m.code
+                    AND e.due_at >= g.period_start AND e.due_at < before)
+    ORDER BY s.subscription_id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'drop_events_before: the period of subscription % from % reaches across %, and its % meter "%" is read from the events',
+            open_line.subscription_id, open_line.period_start, before, open_line.aggregation, open_line.meter
+            USING ERRCODE = '55000', HINT = 'Drop the months before the start of that period instead.';
+    END IF;
+    -- What later reads need: each counter's value at `before`, each gauge's last point.
+    WITH dropped AS (
+        SELECT e.customer_id, e.meter, e.op, e.value, e.due_at, e.event_id
+        FROM metering.events e JOIN metering.meters m ON m.code = e.meter AND m.aggregation = 'counter'
+        WHERE e.due_at < before
+    ),
+    last_set AS (
+        SELECT DISTINCT ON (d.customer_id, d.meter) d.customer_id, d.meter, d.due_at, d.event_id
+        FROM dropped d WHERE d.op = 'set' ORDER BY d.customer_id, d.meter, d.due_at DESC, d.event_id DESC
+    ),
+    counters AS (
+        SELECT d.customer_id, d.meter, bool_or(ls.event_id IS NOT NULL) AS has_set,
+               coalesce(sum(d.value) FILTER (WHERE ls.event_id IS NULL
+                                                OR (d.due_at, d.event_id) >= (ls.due_at, ls.event_id)), 0) AS since_set,
+               (array_agg(d.due_at ORDER BY d.due_at DESC, d.event_id DESC))[1] AS due_at,
+               (array_agg(d.event_id ORDER BY d.due_at DESC, d.event_id DESC))[1] AS event_id
+        FROM dropped d LEFT JOIN last_set ls ON ls.customer_id = d.customer_id AND ls.meter = d.meter
+        GROUP BY d.customer_id, d.meter
+    )
+    INSERT INTO metering.retained_values AS r (customer_id, meter, value, due_at, occurred_at, event_id)
+    SELECT c.customer_id, c.meter,
+           c.since_set + CASE WHEN c.has_set THEN 0
+                              ELSE coalesce((SELECT o.value FROM metering.retained_values o
+                                             WHERE o.customer_id = c.customer_id AND o.meter = c.meter), 0) END,
+           c.due_at, c.due_at, c.event_id
+    FROM counters c
+    ON CONFLICT (customer_id, meter) DO UPDATE
+        SET value = excluded.value, due_at = excluded.due_at, occurred_at = excluded.occurred_at,
+            event_id = excluded.event_id;
+    INSERT INTO metering.retained_values AS r (customer_id, meter, value, due_at, occurred_at, event_id)
+    SELECT DISTINCT ON (e.customer_id, e.meter) e.customer_id, e.meter,
+           CASE WHEN m.value_property IS NULL THEN e.value ELSE (e.properties ->> m.value_property)::numeric END,
+           e.due_at, e.occurred_at, e.event_id
+    FROM metering.events e JOIN metering.meters m ON m.code = e.meter AND m.aggregation = 'time_weighted'
+    WHERE e.due_at < before AND (m.filter IS NULL OR e.properties @> m.filter)
+    ORDER BY e.customer_id, e.meter, e.due_at DESC, e.event_id DESC
+    ON CONFLICT (customer_id, meter) DO UPDATE
+        SET value = excluded.value, due_at = excluded.due_at, occurred_at = excluded.occurred_at,
+            event_id = excluded.event_id;
+    -- The months go; events_retired stands for them, so that an event due before
+    -- `before` is refused (after dedup: its key may be a dropped event's).
+    FOREACH part IN ARRAY coalesce(parts, '{}') LOOP
+        EXECUTE format('DROP TABLE %s', part);
+    END LOOP;
+    EXECUTE 'CREATE TABLE metering.events_retired (LIKE metering.events INCLUDING CONSTRAINTS INCLUDING STORAGE '
+            'INCLUDING COMPRESSION, CONSTRAINT events_retired_holds_nothing CHECK (false))';
+    EXECUTE format('COMMENT ON TABLE metering.events_retired IS %L',
+                   format('Stands for the months before %s, which metering.drop_events_before dropped: '
+                          'an event due then is refused. Never holds a row.', before));
+    EXECUTE format('ALTER TABLE metering.events ATTACH PARTITION metering.events_retired '
+                   'FOR VALUES FROM (MINVALUE) TO (%L)', before);
+    RETURN months;
+END
+$$;
+COMMENT ON FUNCTION metering.drop_events_before(timestamptz) IS
+    'Retention: drops the partitions of metering.events for the months before `before` (first instant of a '
+    'month, UTC) once every billing period that began before it is invoiced for good; returns how many months '
+    'it dropped. Idempotency keys are kept for all time; events due before it are refused from then on.';
+
+REVOKE ALL ON TABLE metering.events, metering.events_undated, metering.idempotency_keys, metering.retained_values
+    FROM PUBLIC;
+REVOKE ALL ON SEQUENCE metering.events_event_id_seq FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION
+    metering._create_event_partition(timestamptz),
+    metering.create_event_partitions(timestamptz, timestamptz),
+    metering._properties_hash(jsonb),
+    metering._event_partitions(),
+    metering.drop_events_before(timestamptz),
+    metering._retention_horizon()
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION metering._retention_horizon() TO PUBLIC;
+
+-- The rows, month by month, without the row trigger (which would make their txid this
+-- transaction's: the rollup step is to find them as consumed as they were). The
+-- partitions are made as at run time and are not the extension's: pg_dump dumps them.
+DO $$
+DECLARE
+    month timestamptz;
+    part regclass;
+    replication_role text := current_setting('session_replication_role');
+BEGIN
+    FOR month IN SELECT DISTINCT date_trunc('month', e.due_at, 'UTC') FROM metering.events_0_1 e LOOP
+        part := metering._create_event_partition(month);
+        EXECUTE format('ALTER EXTENSION metering DROP TABLE %s', part);
+    END LOOP;
+    PERFORM set_config('session_replication_role', 'replica', true);
+    INSERT INTO metering.events (event_id, customer_id, meter, value, occurred_at, due_at, ingested_at,
+                                 idempotency_key, properties, op, txid)
+    OVERRIDING SYSTEM VALUE
+    SELECT e.event_id, e.customer_id, e.meter, e.value, e.occurred_at, e.due_at, e.ingested_at,
+           e.idempotency_key, e.properties, e.op, e.txid
+    FROM metering.events_0_1 e ORDER BY e.due_at, e.event_id;
+    PERFORM set_config('session_replication_role', replication_role, true);
+    INSERT INTO metering.idempotency_keys (event_id, due_at, occurred_at, properties_hash, times_defaulted,
+                                           customer_id, idempotency_key, meter, value, op)
+    SELECT e.event_id, e.due_at, e.occurred_at, metering._properties_hash(e.properties),
+           e.occurred_at = e.ingested_at AND e.due_at = e.occurred_at,
+           e.customer_id, e.idempotency_key, e.meter, e.value, e.op
+    FROM metering.events_0_1 e WHERE e.idempotency_key IS NOT NULL;
+    PERFORM setval('metering.events_event_id_seq', s.last_value, s.is_called)
+    FROM metering.events_0_1_event_id_seq s;
+END
+$$;
+
+-- Grants made on the old table (a reporter's SELECT, a loader's INSERT, on the table or
+-- its columns) are made on the new one; they stay grants of their own, not the
+-- extension's (pg_init_privs keeps what a fresh install has).
+DO $$
+DECLARE
+    initial aclitem[];
+    g record;
+BEGIN
+    SELECT ip.initprivs INTO initial FROM pg_init_privs ip
+    WHERE ip.classoid = 'pg_class'::regclass AND ip.objoid = 'metering.events'::regclass AND ip.objsubid = 0;
+    FOR g IN
+        SELECT a.privilege_type, a.grantee, a.is_grantable, NULL::name AS column_name
+        FROM pg_class c, aclexplode(c.relacl) a
+        WHERE c.oid = 'metering.events_0_1'::regclass AND a.grantee <> c.relowner
+        UNION ALL
+        SELECT a.privilege_type, a.grantee, a.is_grantable, att.attname
+        FROM pg_attribute att, aclexplode(att.attacl) a
+        WHERE att.attrelid = 'metering.events_0_1'::regclass AND att.attnum > 0 AND NOT att.attisdropped
+    LOOP
+        EXECUTE format('GRANT %s%s ON metering.events TO %s%s', g.privilege_type,
+                       CASE WHEN g.column_name IS NULL THEN '' ELSE format(' (%I)', g.column_name) END,
+                       CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.grantee::regrole::text) END,
+                       CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+    UPDATE pg_init_privs ip SET initprivs = initial
+    WHERE ip.classoid = 'pg_class'::regclass AND ip.objoid = 'metering.events'::regclass AND ip.objsubid = 0;
+    DELETE FROM pg_init_privs ip
+    WHERE ip.classoid = 'pg_class'::regclass AND ip.objoid = 'metering.events'::regclass AND ip.objsubid > 0;
+END
+$$;
+
+-- Reads and corrections after retention (what the views and functions below call)
+CREATE OR REPLACE FUNCTION metering._billed_quantity(subscription_id bigint, period_start timestamptz, charge_id bigint)
+    RETURNS numeric
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (SELECT b.quantity FROM metering.billed_lines b
+            WHERE b.subscription_id = _billed_quantity.subscription_id
+              AND b.period_start = _billed_quantity.period_start AND b.charge_id = _billed_quantity.charge_id);
+END
+$$;
+COMMENT ON FUNCTION metering._billed_quantity(bigint, timestamptz, bigint) IS
+    'Internal: the period quantity the live invoice lines of a subscription period and charge billed.';
+REVOKE EXECUTE ON FUNCTION metering._billed_quantity(bigint, timestamptz, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION metering._billed_quantity(bigint, timestamptz, bigint) TO PUBLIC;
+
+-- What reads the events reads the new table.
+CREATE OR REPLACE VIEW metering._usage_quantities AS
+SELECT l.subscription_id, l.customer_id, l.period_start, l.period_end, l.charge_id, l.meter,
+       l.pricing, l.currency,
+       CASE WHEN l.k > 0 THEN q.quantity
+            -- a period before the retention horizon lost its events: what was billed stands
+            WHEN l.period_start < (SELECT metering._retention_horizon())
+            THEN metering._billed_quantity(l.subscription_id, l.period_start, l.charge_id)
+            ELSE metering._quantity(l.meter_row, l.customer_id, l.period_start, l.period_end) END AS quantity
+FROM metering._usage_lines l
+LEFT JOIN (
+    SELECT parts.customer_id, parts.meter, parts.period_start, metering._merged_quantity(parts.state) AS quantity
+    FROM (
+        SELECT r.customer_id, r.meter, r.period_start, r.state
+        FROM metering.usage_rollups r
+        UNION ALL
+        SELECT sp.customer_id, ev.meter, sp.period_start,
+               metering._line_state(
+                   m.kind,
+                   CASE WHEN m.kind IN (1, 5) THEN NULL
+                        WHEN m.value_property IS NULL OR m.kind = 7 THEN ev.value
+                        ELSE (ev.properties ->> m.value_property)::numeric END,
+                   CASE WHEN m.kind = 5 THEN CASE WHEN m.value_property IS NULL THEN ev.value::text
+                                                  ELSE ev.properties ->> m.value_property END END,
+                   ev.occurred_at, ev.event_id, ev.op)
+        FROM metering._started_periods sp
+        JOIN metering.events ev ON ev.customer_id = sp.customer_id
+             AND metering._due_in(ev.due_at, sp.period_start, sp.period_end)
+        JOIN metering.meters m ON m.code = ev.meter
+        WHERE m.kind > 0
+          AND (m.filter IS NULL OR ev.properties @> m.filter)
+          AND ev.txid >= txid_snapshot_xmin(metering._rolled_up())
+          AND NOT txid_visible_in_snapshot(ev.txid, metering._rolled_up())
+        GROUP BY sp.customer_id, ev.meter, sp.period_start
+    ) parts
+    GROUP BY parts.customer_id, parts.meter, parts.period_start
+) q ON q.customer_id = l.customer_id AND q.meter = l.meter AND q.period_start = l.period_start;
+CREATE OR REPLACE VIEW metering.status AS
+SELECT w.events_waiting, w.oldest_waiting_since, r.refreshed_at AS last_rollup_at,
+       r.events_consumed AS events_rolled_up, r.closed_at AS last_close_at,
+       r.close_invoices AS last_close_invoices,
+       (SELECT count(*) FROM metering.invoices i WHERE i.status = 'pending_review') AS invoices_pending_review,
+       (SELECT count(*) FROM metering.billing_failures) AS billing_errors,
+       coalesce('on for ' || nullif(current_setting('metering.rollup_databases', true), ''), 'off') AS rollup_worker
+FROM metering.rollup_state r,
+     LATERAL (SELECT count(*) AS events_waiting, min(ev.ingested_at) AS oldest_waiting_since
+              FROM metering.events ev
+              WHERE ev.txid >= txid_snapshot_xmin(metering._rolled_up())
+                AND NOT txid_visible_in_snapshot(ev.txid, metering._rolled_up())) w;
+DROP TABLE metering.events_0_1;
+
+CREATE OR REPLACE FUNCTION metering._quantity(m metering.meters, customer_id text, from_ts timestamptz, to_ts timestamptz)
+    RETURNS numeric
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result numeric;
+BEGIN
+    IF m.aggregation = 'custom' THEN
+        -- The stored expression, never the one in the row passed: it is Postgres's
+        -- deparse of a checked aggregate (create_meter), not text as an admin typed it.
+        -- _custom_quantity checks it again and runs the tree it checked.
+        SELECT x.expression INTO STRICT m.expression FROM metering.meters x WHERE x.code = m.code;
+        RETURN metering._custom_quantity(m.code, m.expression, customer_id, from_ts, to_ts, m.filter);
+    END IF;
+    -- One query per kind over the meter's events in [from_ts, to_ts) by due_at,
+    -- read through the primary key (customer_id, meter, due_at, event_id).
+    WITH e AS (
+        SELECT ev.value, ev.occurred_at, ev.event_id, ev.op,
+               CASE WHEN m.value_property IS NULL THEN ev.value
+                    WHEN m.aggregation <> 'unique_count'
+                    THEN (ev.properties ->> m.value_property)::numeric END AS v,
+               CASE WHEN m.value_property IS NULL THEN ev.value::text
+                    ELSE ev.properties ->> m.value_property END AS t
+        FROM metering.events ev
+        WHERE ev.customer_id = _quantity.customer_id AND ev.meter = m.code
+          AND ev.due_at >= from_ts AND ev.due_at < to_ts
+          AND (m.filter IS NULL OR ev.properties @> m.filter))
+    SELECT CASE m.aggregation
+             WHEN 'count' THEN (SELECT count(*) FROM e)
+             WHEN 'sum' THEN (SELECT coalesce(sum(v), 0) FROM e)
+             WHEN 'max' THEN (SELECT max(v) FROM e)
+             WHEN 'min' THEN (SELECT min(v) FROM e)
+             WHEN 'latest' THEN (SELECT metering.latest(v, occurred_at, event_id) FROM e)
+             WHEN 'unique_count' THEN (SELECT metering.unique_count(t) FROM e)
+             -- the last set in the range (or 0 at from_ts) plus the increments after it
+             WHEN 'counter' THEN (SELECT metering.counter_total(op, value, occurred_at, event_id) FROM e)
+             -- value x hours; before its first point in the range the gauge holds the last
+             -- value due before from_ts, else 0
+             WHEN 'time_weighted' THEN (
+               SELECT metering.time_weighted(pts.v, pts.at, from_ts, to_ts, pts.event_id)
+               FROM (SELECT e.v, e.occurred_at AS at, e.event_id FROM e
+                     UNION ALL
+                     -- (the last point of the months retention dropped when none is kept)
+                     (SELECT l.v, least(l.at, from_ts - interval '1 microsecond'), l.event_id
+                      FROM ((SELECT CASE WHEN m.value_property IS NULL THEN p.value
+                                         ELSE (p.properties ->> m.value_property)::numeric END AS v,
+                                    p.occurred_at AS at, p.event_id, 0 AS dropped
+                             FROM metering.events p
+                             WHERE p.customer_id = _quantity.customer_id AND p.meter = m.code AND p.due_at < from_ts
+                               AND (m.filter IS NULL OR p.properties @> m.filter)
+                             ORDER BY p.due_at DESC, p.event_id DESC LIMIT 1)
+                            UNION ALL
+                            SELECT r.value, r.occurred_at, r.event_id, 1 FROM metering.retained_values r
+                            WHERE r.customer_id = _quantity.customer_id AND r.meter = m.code
+                              AND r.due_at < from_ts) l
+                      ORDER BY l.dropped LIMIT 1)) pts)
+           END
+    INTO result;
+    RETURN result;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION metering.usage(customer_id text, meter text, from_ts timestamptz, to_ts timestamptz)
+    RETURNS numeric
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m metering.meters;
+BEGIN
+    IF customer_id IS NULL OR meter IS NULL OR from_ts IS NULL OR to_ts IS NULL THEN
+        RAISE EXCEPTION 'usage: % must not be NULL',
+            CASE WHEN customer_id IS NULL THEN 'customer_id' WHEN meter IS NULL THEN 'meter'
+                 WHEN from_ts IS NULL THEN 'from_ts' ELSE 'to_ts' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION 'usage: from_ts % is after to_ts %', from_ts, to_ts USING ERRCODE = '22023';
+    END IF;
+    IF from_ts < metering._retention_horizon() THEN
+        RAISE EXCEPTION 'usage: from_ts % is before %, before which the events were dropped',
+            from_ts, metering._retention_horizon() USING ERRCODE = 'MT024',
+            HINT = 'The invoices of those periods (metering.invoice_items) keep what they billed.';
+    END IF;
+    PERFORM 1 FROM metering.customers c WHERE c.customer_id = usage.customer_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'customer_id "%" does not exist', customer_id USING ERRCODE = 'MT001',
+            HINT = 'Create it first with metering.create_customer.';
+    END IF;
+    SELECT * INTO m FROM metering.meters WHERE code = meter;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'meter "%" does not exist', meter USING ERRCODE = 'MT002',
+            HINT = 'Create it first with metering.create_meter.';
+    END IF;
+    RETURN metering._quantity(m, customer_id, from_ts, to_ts);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION metering.void_invoice(invoice_id bigint, reason text) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    inv metering.invoices;
+BEGIN
+    IF reason IS NULL OR btrim(reason) = '' THEN
+        RAISE EXCEPTION 'reason must not be empty' USING ERRCODE = '22004',
+            HINT = 'Say why the invoice is voided; it is kept with the invoice.';
+    END IF;
+    SELECT * INTO inv FROM metering.invoices i WHERE i.invoice_id = void_invoice.invoice_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'invoice % does not exist', coalesce(invoice_id::text, 'NULL') USING ERRCODE = 'MT022';
+    END IF;
+    IF inv.period_start < metering._retention_horizon() THEN
+        RAISE EXCEPTION 'invoice % bills a period from %, before %, whose events were dropped',
+            invoice_id, inv.period_start, metering._retention_horizon() USING ERRCODE = '55000',
+            HINT = 'Its usage could not be billed again: an invoice of a dropped month is final.';
+    END IF;
+    PERFORM 1 FROM metering.rollup_state FOR UPDATE;
+    PERFORM 1 FROM metering.customers c WHERE c.customer_id = inv.customer_id FOR UPDATE;
+    SELECT * INTO inv FROM metering.invoices i WHERE i.invoice_id = void_invoice.invoice_id;
+    IF inv.status = 'void' THEN
+        RAISE EXCEPTION 'invoice % is already void', invoice_id USING ERRCODE = '55000';
+    END IF;
+    -- The regular invoice of a period billed what its interim invoices had not.
+    IF inv.kind = 'interim' AND EXISTS (
+           SELECT 1 FROM metering.invoice_items it WHERE it.invoice_id = inv.invoice_id AND it.kind = 'usage')
+       AND EXISTS (
+           SELECT 1 FROM metering.invoices r WHERE r.subscription_id = inv.subscription_id AND r.kind = 'regular'
+           AND r.status <> 'void' AND r.period_start = inv.period_start) THEN
+        RAISE EXCEPTION 'invoice % is an interim invoice of a period whose regular invoice billed the rest',
+            invoice_id USING ERRCODE = '55000',
+            HINT = 'Void the regular invoice of the period first; its next one bills the whole period.';
+    END IF;
+    PERFORM metering._internal_change(true);
+    UPDATE metering.invoices i SET status = 'void', voided_at = now(), void_reason = reason
+    WHERE i.invoice_id = void_invoice.invoice_id;
+    -- What the period's remaining live lines billed: their amounts, and the quantity of the last.
+    WITH touched AS (
+        SELECT DISTINCT it.period_start, it.charge_id, it.meter FROM metering.invoice_items it
+        WHERE it.invoice_id = inv.invoice_id AND it.charge_id IS NOT NULL
+    ),
+    remaining AS (
+        SELECT t.period_start, t.charge_id,
+               (SELECT sum(it.amount) FROM metering.invoice_items it JOIN metering.invoices i USING (invoice_id)
+                WHERE i.subscription_id = inv.subscription_id AND i.status <> 'void'
+                  AND it.period_start = t.period_start AND it.charge_id = t.charge_id) AS amount,
+               (SELECT it.period_quantity FROM metering.invoice_items it JOIN metering.invoices i USING (invoice_id)
+                WHERE i.subscription_id = inv.subscription_id AND i.status <> 'void'
+                  AND it.period_start = t.period_start AND it.charge_id = t.charge_id
+                ORDER BY i.invoice_id DESC LIMIT 1) AS quantity
+        FROM touched t
+    ),
+    kept AS (
+        UPDATE metering.billed_lines b SET amount = r.amount, quantity = r.quantity
+        FROM remaining r
+        WHERE b.subscription_id = inv.subscription_id AND b.period_start = r.period_start
+          AND b.charge_id = r.charge_id AND r.amount IS NOT NULL
+    ),
+    dropped AS (
+        DELETE FROM metering.billed_lines b USING remaining r
+        WHERE b.subscription_id = inv.subscription_id AND b.period_start = r.period_start
+          AND b.charge_id = r.charge_id AND r.amount IS NULL
+    )
+    -- late usage it billed is late again, for the next invoice
+    INSERT INTO metering.late_groups (subscription_id, period_start, meter)
+    SELECT inv.subscription_id, it.period_start, it.meter FROM metering.invoice_items it
+    WHERE it.invoice_id = inv.invoice_id AND it.kind = 'late_usage'
+    ON CONFLICT DO NOTHING;
+    PERFORM metering._internal_change(false);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION metering.delete_unbilled_event(customer_id text, event_id bigint) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e metering.events;
+    billed_by bigint;
+BEGIN
+    IF customer_id IS NULL OR event_id IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', CASE WHEN customer_id IS NULL THEN 'customer_id' ELSE 'event_id' END
+            USING ERRCODE = '22004';
+    END IF;
+    PERFORM 1 FROM metering.rollup_state FOR UPDATE;
+    PERFORM 1 FROM metering.customers c WHERE c.customer_id = delete_unbilled_event.customer_id FOR UPDATE;
+    SELECT * INTO e FROM metering.events x
+    WHERE x.customer_id = delete_unbilled_event.customer_id AND x.event_id = delete_unbilled_event.event_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'event % of customer_id "%" does not exist', event_id, customer_id USING ERRCODE = 'MT023';
+    END IF;
+    -- Billed: its period has its live regular invoice, or an interim one billed up to it.
+    SELECT i.invoice_id INTO billed_by
+    FROM metering.subscriptions s
+    JOIN metering.invoices i ON i.subscription_id = s.subscription_id AND i.status <> 'void'
+    WHERE s.customer_id = e.customer_id AND s.starts_at <= e.due_at AND (s.ends_at IS NULL OR e.due_at < s.ends_at)
+      AND i.period_start <= e.due_at AND e.due_at < i.period_end
+      AND (i.kind = 'regular' OR e.due_at <= i.as_of)
+    ORDER BY i.invoice_id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'event % is billed by invoice %', event_id, billed_by USING ERRCODE = 'MT017',
+            HINT = 'A billed event is corrected by a new event (negative where the meter allows it).';
+    END IF;
+    PERFORM metering._internal_change(true);
+    DELETE FROM metering.events x
+    WHERE x.customer_id = delete_unbilled_event.customer_id AND x.event_id = delete_unbilled_event.event_id;
+    -- as if it had never been ingested: a retry of its key records it again
+    DELETE FROM metering.idempotency_keys k
+    WHERE k.customer_id = e.customer_id AND k.idempotency_key = e.idempotency_key AND k.event_id = e.event_id;
+    PERFORM metering._internal_change(false);
+    PERFORM metering._rollup_rebuild(delete_unbilled_event.customer_id);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION metering._rollup_rebuild(customer_id text) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    done txid_snapshot;
+    from_ts timestamptz;
+BEGIN
+    SELECT r.snapshot INTO done FROM metering.rollup_state r FOR UPDATE;
+    SELECT coalesce(max(i.period_end), '-infinity') INTO from_ts FROM metering.invoices i
+    WHERE i.customer_id = _rollup_rebuild.customer_id AND i.kind = 'regular' AND i.status <> 'void';
+    -- The groups before the retention horizon stay: their events were dropped.
+    from_ts := greatest(from_ts, metering._retention_horizon());
+    DELETE FROM metering.usage_rollups u
+    WHERE u.customer_id = _rollup_rebuild.customer_id AND u.period_start >= from_ts;
+    INSERT INTO metering.usage_rollups (customer_id, meter, period_start, subscription_id, state, events)
+    SELECT b.customer_id, b.meter, b.period_start, b.subscription_id, b.state, b.events
+    FROM metering._rollup_groups('1:1:', done, ARRAY[_rollup_rebuild.customer_id], from_ts) b;
+END
+$$;

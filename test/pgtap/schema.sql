@@ -108,19 +108,17 @@ SELECT is((SELECT count(*) FROM pg_proc p
     0::bigint, 'every SECURITY DEFINER function sets search_path = pg_catalog, pg_temp');
 
 -- Keys and indexes
-SELECT has_pk('metering', 'events', 'events has a primary key');
-SELECT col_is_pk('metering', 'events', ARRAY['customer_id', 'meter', 'due_at', 'event_id'],
-    'events primary key is (customer_id, meter, due_at, event_id)');
+SELECT is(pg_get_partkeydef('metering.events'::regclass), 'RANGE (due_at)',
+    'events is partitioned by due_at (one partition per month)');
+SELECT is(metering.create_event_partitions('2001-01-15Z', '2001-01-16Z'), 1, 'a month''s partition is made');
+SELECT has_pk('metering', 'events_2001_01', 'a month''s partition has a primary key');
+SELECT col_is_pk('metering', 'events_2001_01', ARRAY['customer_id', 'meter', 'due_at', 'event_id'],
+    'a month''s primary key is (customer_id, meter, due_at, event_id)');
 SELECT col_is_pk('metering', 'customers', ARRAY['customer_id'], 'customers primary key is customer_id');
 SELECT col_is_pk('metering', 'meters', ARRAY['code'], 'meters primary key is code');
 SELECT col_is_pk('metering', 'plans', ARRAY['code'], 'plans primary key is code');
-SELECT has_index('metering', 'events', 'events_idempotency_key', ARRAY['customer_id', 'idempotency_key'],
-    'index events_idempotency_key on events (customer_id, idempotency_key)');
-SELECT index_is_unique('metering', 'events', 'events_idempotency_key',
-    'events_idempotency_key is unique (dedup for all time)');
-SELECT is((SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i
-           WHERE i.indexrelid = 'metering.events_idempotency_key'::regclass),
-    '(idempotency_key IS NOT NULL)', 'events_idempotency_key covers only events with a key');
+SELECT col_is_pk('metering', 'idempotency_keys', ARRAY['customer_id', 'idempotency_key'],
+    'idempotency_keys primary key is (customer_id, idempotency_key): dedup for all time');
 SELECT col_type_is('metering', 'events', 'event_id', 'bigint', 'event ids made by the extension are bigint');
 SELECT col_type_is('metering', 'events', 'customer_id', 'text', 'customer ids given by the application are text');
 SELECT col_type_is('metering', 'events', 'occurred_at', 'timestamp with time zone', 'occurred_at is timestamptz');
@@ -147,11 +145,12 @@ SELECT is((SELECT count(*) FROM pg_class c
              AND obj_description(c.oid, 'pg_class') IS NULL),
     0::bigint, 'every table in schema metering has a COMMENT');
 SELECT set_eq($$SELECT relname::text FROM pg_class
-                WHERE relnamespace = 'metering'::regnamespace AND relkind IN ('r', 'p')$$,
+                WHERE relnamespace = 'metering'::regnamespace AND relkind IN ('r', 'p')
+                  AND NOT (relispartition AND relname ~ '^events_[0-9]')$$,
     ARRAY['customers', 'meters', 'plans', 'events', 'charges', 'subscriptions', 'invoices',
           'invoice_items', 'billed_lines', 'late_groups', 'billing_failures', 'usage_rollups',
-          'rollup_state', 'events_import'],
-    'schema metering holds exactly its tables');
+          'rollup_state', 'events_import', 'events_undated', 'idempotency_keys'],
+    'schema metering holds exactly its tables (and the months of events)');
 SELECT is((SELECT a.amname::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam
            WHERE c.oid = 'metering.events_import'::regclass),
     'metering_import', 'events_import is a load target with the access method metering_import');

@@ -229,6 +229,185 @@ COMMENT ON FUNCTION metering._properties_hash(jsonb) IS
     'Internal: the fingerprint of an event''s properties kept with its idempotency key (equal for '
     'jsonb-equal values).';
 
+-- The partitions of metering.events and the ranges of due_at they hold.
+CREATE FUNCTION metering._event_partitions()
+    RETURNS TABLE(partition regclass, from_ts timestamptz, to_ts timestamptz)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.oid::regclass,
+           CASE WHEN b[1] = 'MINVALUE' THEN '-infinity' ELSE btrim(b[1], '''')::timestamptz END,
+           CASE WHEN b[2] = 'MAXVALUE' THEN 'infinity' ELSE btrim(b[2], '''')::timestamptz END
+    FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid), '^FOR VALUES FROM \((.*)\) TO \((.*)\)$') b
+    WHERE i.inhparent = 'metering.events'::regclass
+$$;
+COMMENT ON FUNCTION metering._event_partitions() IS
+    'Internal: the partitions of metering.events with the range of due_at each holds.';
+
+-- What later reads need of the months retention dropped, per customer and meter:
+-- a counter's value at the horizon (standing for a set at its last dropped
+-- operation: counter_value goes on from it) and a time_weighted gauge's last point
+-- before it (the value it holds into the first period after the horizon).
+CREATE TABLE metering.retained_values (
+    customer_id text COLLATE "C" NOT NULL,
+    meter       text COLLATE "C" NOT NULL,
+    value       numeric NOT NULL,
+    due_at      timestamptz NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    event_id    bigint NOT NULL,
+    PRIMARY KEY (customer_id, meter)
+);
+COMMENT ON TABLE metering.retained_values IS
+    'What the months dropped by retention leave for later reads: per customer, a counter''s value at the '
+    'horizon (as a set at its last dropped operation) and a time_weighted gauge''s last point before it.';
+SELECT pg_catalog.pg_extension_config_dump('metering.retained_values', '');
+
+-- Retention: drops the partitions of the months before `before` (a month's first
+-- instant, UTC) once everything they hold is billed for good (docs/design.md,
+-- "Retention"). Their idempotency keys stay; events due before `before` are refused
+-- from then on (events_retired stands for the dropped months).
+CREATE FUNCTION metering.drop_events_before(before timestamptz) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    parts regclass[];
+    part regclass;
+    months integer;
+    open_line record;
+BEGIN
+    IF before IS NULL THEN
+        RAISE EXCEPTION 'before must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF NOT isfinite(before) OR before <> date_trunc('month', before, 'UTC') THEN
+        RAISE EXCEPTION 'drop_events_before: % is not the first instant of a month (UTC)', before
+            USING ERRCODE = '22023', HINT = 'The partitions hold calendar months of due_at in UTC.';
+    END IF;
+    IF before > date_trunc('month', now(), 'UTC') THEN
+        RAISE EXCEPTION 'drop_events_before: % is after the start of this month', before
+            USING ERRCODE = '22023', HINT = 'Only past months can be billed for good.';
+    END IF;
+    IF before <= metering._retention_horizon() THEN
+        RETURN 0;  -- dropped already
+    END IF;
+    -- Every committed event rolled up; the step's lock is kept to the end, so no close
+    -- and no other step runs meanwhile.
+    PERFORM metering._rollup_step();
+    IF EXISTS (SELECT FROM metering._event_partitions() p WHERE p.from_ts < before AND p.to_ts > before) THEN
+        RAISE EXCEPTION 'drop_events_before: a partition of metering.events holds events due before and after %',
+            before USING ERRCODE = '55000';
+    END IF;
+    SELECT array_agg(p.partition ORDER BY p.from_ts),
+           count(*) FILTER (WHERE p.partition::text <> 'metering.events_retired')
+    INTO parts, months
+    FROM metering._event_partitions() p WHERE p.to_ts <= before;
+    -- No event can be added to those months any more (an insert in progress is waited
+    -- for), and whatever committed into them meanwhile is rolled up too.
+    FOREACH part IN ARRAY coalesce(parts, '{}') LOOP
+        EXECUTE format('LOCK TABLE %s IN SHARE MODE', part);
+    END LOOP;
+    PERFORM metering._rollup_step();
+    -- Every billing period that began before `before` and has usage is invoiced by a
+    -- live regular invoice, with no late usage waiting for the next one: what was billed
+    -- is final, and reads of those periods come from the rollups.
+    SELECT u.subscription_id, u.period_start, u.meter INTO open_line
+    FROM metering.usage_rollups u
+    WHERE u.period_start < before
+      AND (NOT EXISTS (SELECT FROM metering.invoices i
+                       WHERE i.subscription_id = u.subscription_id AND i.kind = 'regular'
+                         AND i.status <> 'void' AND i.period_start = u.period_start)
+           OR EXISTS (SELECT FROM metering.late_groups l
+                      WHERE l.subscription_id = u.subscription_id AND l.period_start = u.period_start
+                        AND l.meter = u.meter))
+    ORDER BY u.period_start LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'drop_events_before: the usage of meter "%" in the period of subscription % from % is not billed for good',
+            open_line.meter, open_line.subscription_id, open_line.period_start
+            USING ERRCODE = '55000',
+                  HINT = 'Close the periods first (metering.close_periods): retention drops only invoiced months.';
+    END IF;
+    -- Custom and time_weighted quantities are read from the events: a period of theirs
+    -- must not lose part of its events (a late event in its other part would be billed
+    -- against what is left).
+    SELECT s.subscription_id, g.period_start, m.code AS meter, m.aggregation INTO open_line
+    FROM metering.subscriptions s
+    JOIN metering.customers c ON c.customer_id = s.customer_id
+    JOIN metering.plans pl ON pl.code = s.plan_code
+    JOIN metering.charges ch ON ch.plan_code = s.plan_code
+    JOIN metering.meters m ON m.code = ch.meter AND m.kind = 0
+    CROSS JOIN LATERAL (SELECT metering._period_of(s.billing_anchor, pl.billing_interval, c.timezone,
+                                                   s.starts_at, s.ends_at, before) AS period_start) g
+    WHERE g.period_start < before
+      AND EXISTS (SELECT FROM metering.events e
+                  WHERE e.customer_id = s.customer_id AND e.meter = m.code
+                    AND e.due_at >= g.period_start AND e.due_at < before)
+    ORDER BY s.subscription_id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'drop_events_before: the period of subscription % from % reaches across %, and its % meter "%" is read from the events',
+            open_line.subscription_id, open_line.period_start, before, open_line.aggregation, open_line.meter
+            USING ERRCODE = '55000', HINT = 'Drop the months before the start of that period instead.';
+    END IF;
+    -- What later reads need: each counter's value at `before`, each gauge's last point.
+    WITH dropped AS (
+        SELECT e.customer_id, e.meter, e.op, e.value, e.due_at, e.event_id
+        FROM metering.events e JOIN metering.meters m ON m.code = e.meter AND m.aggregation = 'counter'
+        WHERE e.due_at < before
+    ),
+    last_set AS (
+        SELECT DISTINCT ON (d.customer_id, d.meter) d.customer_id, d.meter, d.due_at, d.event_id
+        FROM dropped d WHERE d.op = 'set' ORDER BY d.customer_id, d.meter, d.due_at DESC, d.event_id DESC
+    ),
+    counters AS (
+        SELECT d.customer_id, d.meter, bool_or(ls.event_id IS NOT NULL) AS has_set,
+               coalesce(sum(d.value) FILTER (WHERE ls.event_id IS NULL
+                                                OR (d.due_at, d.event_id) >= (ls.due_at, ls.event_id)), 0) AS since_set,
+               (array_agg(d.due_at ORDER BY d.due_at DESC, d.event_id DESC))[1] AS due_at,
+               (array_agg(d.event_id ORDER BY d.due_at DESC, d.event_id DESC))[1] AS event_id
+        FROM dropped d LEFT JOIN last_set ls ON ls.customer_id = d.customer_id AND ls.meter = d.meter
+        GROUP BY d.customer_id, d.meter
+    )
+    INSERT INTO metering.retained_values AS r (customer_id, meter, value, due_at, occurred_at, event_id)
+    SELECT c.customer_id, c.meter,
+           c.since_set + CASE WHEN c.has_set THEN 0
+                              ELSE coalesce((SELECT o.value FROM metering.retained_values o
+                                             WHERE o.customer_id = c.customer_id AND o.meter = c.meter), 0) END,
+           c.due_at, c.due_at, c.event_id
+    FROM counters c
+    ON CONFLICT (customer_id, meter) DO UPDATE
+        SET value = excluded.value, due_at = excluded.due_at, occurred_at = excluded.occurred_at,
+            event_id = excluded.event_id;
+    INSERT INTO metering.retained_values AS r (customer_id, meter, value, due_at, occurred_at, event_id)
+    SELECT DISTINCT ON (e.customer_id, e.meter) e.customer_id, e.meter,
+           CASE WHEN m.value_property IS NULL THEN e.value ELSE (e.properties ->> m.value_property)::numeric END,
+           e.due_at, e.occurred_at, e.event_id
+    FROM metering.events e JOIN metering.meters m ON m.code = e.meter AND m.aggregation = 'time_weighted'
+    WHERE e.due_at < before AND (m.filter IS NULL OR e.properties @> m.filter)
+    ORDER BY e.customer_id, e.meter, e.due_at DESC, e.event_id DESC
+    ON CONFLICT (customer_id, meter) DO UPDATE
+        SET value = excluded.value, due_at = excluded.due_at, occurred_at = excluded.occurred_at,
+            event_id = excluded.event_id;
+    -- The months go; events_retired stands for them, so that an event due before
+    -- `before` is refused (after dedup: its key may be a dropped event's).
+    FOREACH part IN ARRAY coalesce(parts, '{}') LOOP
+        EXECUTE format('DROP TABLE %s', part);
+    END LOOP;
+    EXECUTE 'CREATE TABLE metering.events_retired (LIKE metering.events INCLUDING CONSTRAINTS INCLUDING STORAGE '
+            'INCLUDING COMPRESSION, CONSTRAINT events_retired_holds_nothing CHECK (false))';
+    EXECUTE format('COMMENT ON TABLE metering.events_retired IS %L',
+                   format('Stands for the months before %s, which metering.drop_events_before dropped: '
+                          'an event due then is refused. Never holds a row.', before));
+    EXECUTE format('ALTER TABLE metering.events ATTACH PARTITION metering.events_retired '
+                   'FOR VALUES FROM (MINVALUE) TO (%L)', before);
+    RETURN months;
+END
+$$;
+COMMENT ON FUNCTION metering.drop_events_before(timestamptz) IS
+    'Retention: drops the partitions of metering.events for the months before `before` (first instant of a '
+    'month, UTC) once every billing period that began before it is invoiced for good; returns how many months '
+    'it dropped. Idempotency keys are kept for all time; events due before it are refused from then on.';
+
 -- The bulk path: COPY metering.events_import (...) FROM STDIN. A table whose access
 -- method stores nothing itself: COPY keeps its multi-insert buffering, the CHECK
 -- constraint validates each row as it arrives (errors name the COPY line), and each

@@ -526,6 +526,11 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'invoice % does not exist', coalesce(invoice_id::text, 'NULL') USING ERRCODE = 'MT022';
     END IF;
+    IF inv.period_start < metering._retention_horizon() THEN
+        RAISE EXCEPTION 'invoice % bills a period from %, before %, whose events were dropped',
+            invoice_id, inv.period_start, metering._retention_horizon() USING ERRCODE = '55000',
+            HINT = 'Its usage could not be billed again: an invoice of a dropped month is final.';
+    END IF;
     PERFORM 1 FROM metering.rollup_state FOR UPDATE;
     PERFORM 1 FROM metering.customers c WHERE c.customer_id = inv.customer_id FOR UPDATE;
     SELECT * INTO inv FROM metering.invoices i WHERE i.invoice_id = void_invoice.invoice_id;
@@ -619,6 +624,9 @@ BEGIN
     PERFORM metering._internal_change(true);
     DELETE FROM metering.events x
     WHERE x.customer_id = delete_unbilled_event.customer_id AND x.event_id = delete_unbilled_event.event_id;
+    -- as if it had never been ingested: a retry of its key records it again
+    DELETE FROM metering.idempotency_keys k
+    WHERE k.customer_id = e.customer_id AND k.idempotency_key = e.idempotency_key AND k.event_id = e.event_id;
     PERFORM metering._internal_change(false);
     PERFORM metering._rollup_rebuild(delete_unbilled_event.customer_id);
 END

@@ -24,7 +24,8 @@ GRANT EXECUTE ON FUNCTION
     metering._line_state(integer, numeric, text, timestamptz, bigint, text),
     metering._merged_quantity(bytea),
     metering._rolled_up(),
-    metering._retention_horizon()
+    metering._retention_horizon(),
+    metering._billed_quantity(bigint, timestamptz, bigint)
 TO PUBLIC;
 -- The CHECK constraint of events_import calls it with the inserting role's rights;
 -- it refuses roles without INSERT on events_import.

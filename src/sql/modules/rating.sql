@@ -336,13 +336,20 @@ BEGIN
                SELECT metering.time_weighted(pts.v, pts.at, from_ts, to_ts, pts.event_id)
                FROM (SELECT e.v, e.occurred_at AS at, e.event_id FROM e
                      UNION ALL
-                     (SELECT CASE WHEN m.value_property IS NULL THEN p.value
-                                  ELSE (p.properties ->> m.value_property)::numeric END,
-                             least(p.occurred_at, from_ts - interval '1 microsecond'), p.event_id
-                      FROM metering.events p
-                      WHERE p.customer_id = _quantity.customer_id AND p.meter = m.code AND p.due_at < from_ts
-                        AND (m.filter IS NULL OR p.properties @> m.filter)
-                      ORDER BY p.due_at DESC, p.event_id DESC LIMIT 1)) pts)
+                     -- (the last point of the months retention dropped when none is kept)
+                     (SELECT l.v, least(l.at, from_ts - interval '1 microsecond'), l.event_id
+                      FROM ((SELECT CASE WHEN m.value_property IS NULL THEN p.value
+                                         ELSE (p.properties ->> m.value_property)::numeric END AS v,
+                                    p.occurred_at AS at, p.event_id, 0 AS dropped
+                             FROM metering.events p
+                             WHERE p.customer_id = _quantity.customer_id AND p.meter = m.code AND p.due_at < from_ts
+                               AND (m.filter IS NULL OR p.properties @> m.filter)
+                             ORDER BY p.due_at DESC, p.event_id DESC LIMIT 1)
+                            UNION ALL
+                            SELECT r.value, r.occurred_at, r.event_id, 1 FROM metering.retained_values r
+                            WHERE r.customer_id = _quantity.customer_id AND r.meter = m.code
+                              AND r.due_at < from_ts) l
+                      ORDER BY l.dropped LIMIT 1)) pts)
            END
     INTO result;
     RETURN result;
@@ -395,11 +402,30 @@ AS $$ SELECT r.snapshot FROM metering.rollup_state r $$;
 COMMENT ON FUNCTION metering._rolled_up() IS
     'Internal: the snapshot of the last rollup step (an event is rolled up iff its transaction is visible in it).';
 
+-- What the live lines of a period and charge billed (metering.billed_lines, made by
+-- the invoicing module): a period before the retention horizon is read from it.
+CREATE FUNCTION metering._billed_quantity(subscription_id bigint, period_start timestamptz, charge_id bigint)
+    RETURNS numeric
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (SELECT b.quantity FROM metering.billed_lines b
+            WHERE b.subscription_id = _billed_quantity.subscription_id
+              AND b.period_start = _billed_quantity.period_start AND b.charge_id = _billed_quantity.charge_id);
+END
+$$;
+COMMENT ON FUNCTION metering._billed_quantity(bigint, timestamptz, bigint) IS
+    'Internal: the period quantity the live invoice lines of a subscription period and charge billed.';
+
 CREATE VIEW metering._usage_quantities AS
 SELECT l.subscription_id, l.customer_id, l.period_start, l.period_end, l.charge_id, l.meter,
        l.pricing, l.currency,
-       CASE WHEN l.k = 0 THEN metering._quantity(l.meter_row, l.customer_id, l.period_start, l.period_end)
-            ELSE q.quantity END AS quantity
+       CASE WHEN l.k > 0 THEN q.quantity
+            -- a period before the retention horizon lost its events: what was billed stands
+            WHEN l.period_start < (SELECT metering._retention_horizon())
+            THEN metering._billed_quantity(l.subscription_id, l.period_start, l.charge_id)
+            ELSE metering._quantity(l.meter_row, l.customer_id, l.period_start, l.period_end) END AS quantity
 FROM metering._usage_lines l
 LEFT JOIN (
     SELECT parts.customer_id, parts.meter, parts.period_start, metering._merged_quantity(parts.state) AS quantity

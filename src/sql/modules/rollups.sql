@@ -234,6 +234,8 @@ BEGIN
     SELECT r.snapshot INTO done FROM metering.rollup_state r FOR UPDATE;
     SELECT coalesce(max(i.period_end), '-infinity') INTO from_ts FROM metering.invoices i
     WHERE i.customer_id = _rollup_rebuild.customer_id AND i.kind = 'regular' AND i.status <> 'void';
+    -- The groups before the retention horizon stay: their events were dropped.
+    from_ts := greatest(from_ts, metering._retention_horizon());
     DELETE FROM metering.usage_rollups u
     WHERE u.customer_id = _rollup_rebuild.customer_id AND u.period_start >= from_ts;
     INSERT INTO metering.usage_rollups (customer_id, meter, period_start, subscription_id, state, events)
