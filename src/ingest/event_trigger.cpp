@@ -226,7 +226,7 @@ Datum validate_row(TriggerData* td)
     // Landed without due_at (stored in its month instead) or before the horizon (refused).
     StoredRow stored;
     metering::ingest::event_row(ev, id, stored);
-    metering::ingest::insert_rows(&stored, 1, {nullptr, 0});
+    metering::ingest::insert_rows(&stored, 1, {nullptr, 0}, nullptr, &ev);
     return PointerGetDatum(nullptr);
 }
 

@@ -106,8 +106,10 @@ struct StoredRow {
 // Inserts rows into the partitions of their due_at (creating a missing month's
 // partition), without triggers. A row due before the retention horizon is
 // refused (kBeforeRetention), named by ordinals as row i.
-// positions[i] is row i's place in the caller's list (nullptr: i).
-void insert_rows(const StoredRow* rows, int n, const Ordinals& ordinals, const int* positions = nullptr);
+// positions[i] is row i's place in the caller's list (nullptr: i); events (in
+// that list, may be nullptr) name the field that set a refused due_at.
+void insert_rows(const StoredRow* rows, int n, const Ordinals& ordinals, const int* positions = nullptr,
+                 const Event* events = nullptr);
 
 // The row of a new event, as ingest stores it.
 void event_row(const Event& ev, int64 id, StoredRow& row);

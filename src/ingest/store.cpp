@@ -106,14 +106,23 @@ void route(const StoredRow* rows, int n, Oid* parts)
     }
 }
 
-[[noreturn]] void throw_before_retention(const StoredRow& row, const Ordinals& ordinals, int position)
+// The field that set an event's due_at, as the caller named it.
+const char* due_field(const Event* ev)
+{
+    if (ev == nullptr || ev->has_due_at)
+        return "due_at";
+    return ev->time_field ? ev->time_field : "occurred_at";
+}
+
+[[noreturn]] void throw_before_retention(const StoredRow& row, const Ordinals& ordinals, int position,
+                                         const Event* ev)
 {
     const TimestampTz horizon = retention_horizon();
     std::string prefix;
     if (ordinals.label != nullptr)
         prefix = std::string(ordinals.label) + " " + std::to_string(ordinals.first + position) + ": ";
     throw core::Error(core::sqlstate::kBeforeRetention,
-                      prefix + "due_at " + pg::timestamp_text(due_of(row)) + " is before " +
+                      prefix + due_field(ev) + " " + pg::timestamp_text(due_of(row)) + " is before " +
                           pg::timestamp_text(horizon) + ", before which the events were dropped",
                       "metering.drop_events_before dropped the months before " + pg::timestamp_text(horizon) +
                           ": they are invoiced and closed.",
@@ -202,7 +211,7 @@ void event_row(const Event& ev, int64 id, StoredRow& row)
     set(kTxid, Int64GetDatum(static_cast<int64>(U64FromFullTransactionId(GetTopFullTransactionId()))));
 }
 
-void insert_rows(const StoredRow* rows, int n, const Ordinals& ordinals, const int* positions)
+void insert_rows(const StoredRow* rows, int n, const Ordinals& ordinals, const int* positions, const Event* events)
 {
     if (n <= 0)
         return;
@@ -217,7 +226,10 @@ void insert_rows(const StoredRow* rows, int n, const Ordinals& ordinals, const i
         if (done[first])
             continue;
         if (partition_role(parts[first]) != PartitionRole::month)  // events_retired (undated: never finite)
-            throw_before_retention(rows[first], ordinals, positions ? positions[first] : first);
+        {
+            const int position = positions ? positions[first] : first;
+            throw_before_retention(rows[first], ordinals, position, events ? &events[position] : nullptr);
+        }
         int m = 0;
         for (int i = first; i < n; i++)
             if (!done[i] && parts[i] == parts[first]) {
@@ -271,7 +283,7 @@ void store_events(Event* events, int n, const Ordinals& ordinals, int64* ids, bo
         event_row(events[i], ids[i], rows[m]);
         positions[m++] = i;
     }
-    insert_rows(rows, m, ordinals, positions);
+    insert_rows(rows, m, ordinals, positions, events);
     pfree(rows);
     pfree(positions);
 }

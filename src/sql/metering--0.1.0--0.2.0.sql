@@ -2073,11 +2073,6 @@ BEGIN
     IF from_ts > to_ts THEN
         RAISE EXCEPTION 'usage: from_ts % is after to_ts %', from_ts, to_ts USING ERRCODE = '22023';
     END IF;
-    IF from_ts < metering._retention_horizon() THEN
-        RAISE EXCEPTION 'usage: from_ts % is before %, before which the events were dropped',
-            from_ts, metering._retention_horizon() USING ERRCODE = 'MT024',
-            HINT = 'The invoices of those periods (metering.invoice_items) keep what they billed.';
-    END IF;
     PERFORM 1 FROM metering.customers c WHERE c.customer_id = usage.customer_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'customer_id "%" does not exist', customer_id USING ERRCODE = 'MT001',
@@ -2087,6 +2082,11 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'meter "%" does not exist', meter USING ERRCODE = 'MT002',
             HINT = 'Create it first with metering.create_meter.';
+    END IF;
+    IF from_ts < metering._retention_horizon() THEN
+        RAISE EXCEPTION 'usage: from_ts % is before %, before which the events were dropped',
+            from_ts, metering._retention_horizon() USING ERRCODE = 'MT024',
+            HINT = 'The invoices of those periods (metering.invoice_items) keep what they billed.';
     END IF;
     RETURN metering._quantity(m, customer_id, from_ts, to_ts);
 END
@@ -2107,11 +2107,6 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'invoice % does not exist', coalesce(invoice_id::text, 'NULL') USING ERRCODE = 'MT022';
     END IF;
-    IF inv.period_start < metering._retention_horizon() THEN
-        RAISE EXCEPTION 'invoice % bills a period from %, before %, whose events were dropped',
-            invoice_id, inv.period_start, metering._retention_horizon() USING ERRCODE = '55000',
-            HINT = 'Its usage could not be billed again: an invoice of a dropped month is final.';
-    END IF;
     PERFORM 1 FROM metering.rollup_state FOR UPDATE;
     PERFORM 1 FROM metering.customers c WHERE c.customer_id = inv.customer_id FOR UPDATE;
     SELECT * INTO inv FROM metering.invoices i WHERE i.invoice_id = void_invoice.invoice_id;
@@ -2127,6 +2122,11 @@ BEGIN
         RAISE EXCEPTION 'invoice % is an interim invoice of a period whose regular invoice billed the rest',
             invoice_id USING ERRCODE = '55000',
             HINT = 'Void the regular invoice of the period first; its next one bills the whole period.';
+    END IF;
+    IF inv.period_start < metering._retention_horizon() THEN
+        RAISE EXCEPTION 'invoice % bills a period from %, before %, whose events were dropped',
+            invoice_id, inv.period_start, metering._retention_horizon() USING ERRCODE = '55000',
+            HINT = 'Its usage could not be billed again: an invoice of a dropped month is final.';
     END IF;
     PERFORM metering._internal_change(true);
     UPDATE metering.invoices i SET status = 'void', voided_at = now(), void_reason = reason

@@ -526,11 +526,6 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'invoice % does not exist', coalesce(invoice_id::text, 'NULL') USING ERRCODE = 'MT022';
     END IF;
-    IF inv.period_start < metering._retention_horizon() THEN
-        RAISE EXCEPTION 'invoice % bills a period from %, before %, whose events were dropped',
-            invoice_id, inv.period_start, metering._retention_horizon() USING ERRCODE = '55000',
-            HINT = 'Its usage could not be billed again: an invoice of a dropped month is final.';
-    END IF;
     PERFORM 1 FROM metering.rollup_state FOR UPDATE;
     PERFORM 1 FROM metering.customers c WHERE c.customer_id = inv.customer_id FOR UPDATE;
     SELECT * INTO inv FROM metering.invoices i WHERE i.invoice_id = void_invoice.invoice_id;
@@ -546,6 +541,11 @@ BEGIN
         RAISE EXCEPTION 'invoice % is an interim invoice of a period whose regular invoice billed the rest',
             invoice_id USING ERRCODE = '55000',
             HINT = 'Void the regular invoice of the period first; its next one bills the whole period.';
+    END IF;
+    IF inv.period_start < metering._retention_horizon() THEN
+        RAISE EXCEPTION 'invoice % bills a period from %, before %, whose events were dropped',
+            invoice_id, inv.period_start, metering._retention_horizon() USING ERRCODE = '55000',
+            HINT = 'Its usage could not be billed again: an invoice of a dropped month is final.';
     END IF;
     PERFORM metering._internal_change(true);
     UPDATE metering.invoices i SET status = 'void', voided_at = now(), void_reason = reason

@@ -23,11 +23,6 @@ BEGIN
     IF from_ts > to_ts THEN
         RAISE EXCEPTION 'usage: from_ts % is after to_ts %', from_ts, to_ts USING ERRCODE = '22023';
     END IF;
-    IF from_ts < metering._retention_horizon() THEN
-        RAISE EXCEPTION 'usage: from_ts % is before %, before which the events were dropped',
-            from_ts, metering._retention_horizon() USING ERRCODE = 'MT024',
-            HINT = 'The invoices of those periods (metering.invoice_items) keep what they billed.';
-    END IF;
     PERFORM 1 FROM metering.customers c WHERE c.customer_id = usage.customer_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'customer_id "%" does not exist', customer_id USING ERRCODE = 'MT001',
@@ -37,6 +32,11 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'meter "%" does not exist', meter USING ERRCODE = 'MT002',
             HINT = 'Create it first with metering.create_meter.';
+    END IF;
+    IF from_ts < metering._retention_horizon() THEN
+        RAISE EXCEPTION 'usage: from_ts % is before %, before which the events were dropped',
+            from_ts, metering._retention_horizon() USING ERRCODE = 'MT024',
+            HINT = 'The invoices of those periods (metering.invoice_items) keep what they billed.';
     END IF;
     RETURN metering._quantity(m, customer_id, from_ts, to_ts);
 END
