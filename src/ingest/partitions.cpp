@@ -126,8 +126,8 @@ void wait_for_worker(BackgroundWorkerHandle* handle)
         if (status == BGWH_STARTED && waited_ms >= DeadlockTimeout && waits_for_me(pid)) {
             TerminateBackgroundWorker(handle);
             ereport(ERROR, (errcode(ERRCODE_T_R_DEADLOCK_DETECTED), errmsg("deadlock detected"),
-                            errdetail("The transaction creating a partition of metering.events (process %d) waits "
-                                      "for a lock this transaction holds.", (int) pid),
+                            errdetail("The transaction making a partition of metering.events waits for a lock "
+                                      "this transaction holds."),
                             errhint("Retry the transaction.")));
         }
     }
