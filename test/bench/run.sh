@@ -62,7 +62,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # rollup worker derived from it with it.
 fresh() {
     local extra=
-    [[ " $* " == *" metering.events "* ]] && extra=", metering.usage_rollups, metering.late_groups"
+    [[ " $* " == *" metering.events "* ]] &&
+        extra=", metering.usage_rollups, metering.late_groups, metering.idempotency_keys"
     sql "SET session_replication_role = replica; TRUNCATE $*$extra; RESET session_replication_role;
          CHECKPOINT;" >/dev/null
 }

@@ -113,20 +113,31 @@ DUPLICATE_KEYS=$(sql "SELECT count(*) FROM (SELECT 1 FROM metering.events
                         WHERE idempotency_key IS NOT NULL
                         GROUP BY customer_id, idempotency_key HAVING count(*) > 1) d")
 STORED=$(sql "SELECT count(*) FROM metering.events")
-INDEX_VALID=$(sql "SELECT indisvalid FROM pg_index WHERE indexrelid = 'metering.events_idempotency_key'::regclass")
+# The keys and the events agree: each keyed event has its key row, each key row its event.
+UNMATCHED_KEYS=$(sql "SELECT count(*) FROM metering.events e FULL JOIN metering.idempotency_keys k
+                        ON k.customer_id = e.customer_id AND k.idempotency_key = e.idempotency_key
+                       AND k.event_id = e.event_id
+                      WHERE (e.idempotency_key IS NOT NULL OR k.event_id IS NOT NULL)
+                        AND (e.event_id IS NULL OR k.event_id IS NULL)")
+# Every index of the keys and of the months of events (made during the run) is valid.
+INDEXES="SELECT i.indexrelid, i.indisvalid, a.amname FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+         WHERE i.indrelid = 'metering.idempotency_keys'::regclass
+            OR i.indrelid IN (SELECT p.partition FROM metering._event_partitions() p)"
+INDEX_VALID=$(sql "SELECT bool_and(x.indisvalid) FROM ($INDEXES) x")
 # amcheck, when installed: the btrees are consistent and hold every heap row.
 AMCHECK=skipped
 if [ "$HAVE_AMCHECK" = 1 ]; then
-    if sql "SELECT bt_index_check('metering.events_idempotency_key', true),
-                   bt_index_check('metering.events_pkey', true)" >/dev/null; then
+    if sql "SELECT count(bt_index_check(x.indexrelid, true)) FROM ($INDEXES) x WHERE x.amname = 'btree'" >/dev/null; then
         AMCHECK=ok
     else
         AMCHECK=failed
     fi
 fi
 
-echo "crash test: $ACKED acknowledged, $MISSING missing ($STORED stored, $DUPLICATE_KEYS duplicate keys, index valid: $INDEX_VALID, amcheck: $AMCHECK)"
-if [ "$MISSING" != 0 ] || [ "$DUPLICATE_KEYS" != 0 ] || [ "$INDEX_VALID" != t ] || [ "$AMCHECK" = failed ]; then
+echo "crash test: $ACKED acknowledged, $MISSING missing ($STORED stored, $DUPLICATE_KEYS duplicate keys, $UNMATCHED_KEYS keys without their event or events without their key, indexes valid: $INDEX_VALID, amcheck: $AMCHECK)"
+if [ "$MISSING" != 0 ] || [ "$DUPLICATE_KEYS" != 0 ] || [ "$UNMATCHED_KEYS" != 0 ] || [ "$INDEX_VALID" != t ] \
+   || [ "$AMCHECK" = failed ]; then
     echo "crash test: FAILED" >&2
     exit 1
 fi
