@@ -1318,4 +1318,77 @@ void TimeWeightedState::parse(std::string_view bytes)
     points_ = std::move(points);
 }
 
+// --- input of metering.aggregate_state -----------------------------------------
+
+void validate_state(std::string_view bytes, std::pmr::memory_resource* memory)
+{
+    StateHeader header = read_state_header(bytes);
+    switch (header.kind) {
+    case Kind::latest:
+        LatestState(header.with_tiebreak, memory).parse(bytes);
+        return;
+    case Kind::unique_count:
+        UniqueCountState(memory).parse(bytes);
+        return;
+    case Kind::counter_total:
+        CounterState(header.with_tiebreak, memory).parse(bytes);
+        return;
+    case Kind::time_weighted:
+        TimeWeightedState(header.with_tiebreak, memory).parse(bytes);
+        return;
+    }
+}
+
+namespace {
+int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+[[noreturn]] void throw_bad_text(const std::string& message)
+{
+    throw Error(sqlstate::kInvalidTextRepresentation, message, {},
+                "The text form of an aggregate state is \\x and hexadecimal digits, as "
+                "metering.aggregate_state prints it.");
+}
+
+std::string bytes_of_hex(std::string_view text)
+{
+    if (text.size() < 2 || text[0] != '\\' || text[1] != 'x')
+        throw_bad_text("aggregate state " + quoted(text) + " does not start with \\x");
+    text.remove_prefix(2);
+    if (text.size() % 2 != 0)
+        throw_bad_text("aggregate state has an odd number of hexadecimal digits");
+    std::string bytes(text.size() / 2, '\0');
+    Poll poll;
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        int high = hex_value(text[2 * i]);
+        int low = hex_value(text[2 * i + 1]);
+        if (high < 0 || low < 0)
+            throw_bad_text("aggregate state has a character that is not a hexadecimal digit at "
+                           "position " + std::to_string(2 * i + 3));
+        bytes[i] = char(high * 16 + low);
+        poll.step();
+    }
+    return bytes;
+}
+}  // namespace
+
+std::string state_from_text(std::string_view text, std::pmr::memory_resource* memory)
+{
+    std::string bytes = bytes_of_hex(text);
+    try {
+        validate_state(bytes, memory);
+    } catch (const Error& e) {
+        throw Error(sqlstate::kInvalidTextRepresentation, e.message(), e.detail(), e.hint());
+    }
+    return bytes;
+}
+
 }  // namespace metering::core::agg

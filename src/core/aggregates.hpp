@@ -93,6 +93,15 @@ struct StateHeader {
 // Throws kInvalidBinaryRepresentation for an unknown version, kind or flags.
 StateHeader read_state_header(std::string_view bytes);
 
+// Input of the SQL type metering.aggregate_state, which takes bytes from
+// anyone: every state must be checked whole before any function reads it.
+// validate_state: bytes are one whole, valid state of some kind (binary
+// input); throws kInvalidBinaryRepresentation otherwise. state_from_text:
+// the bytes of the text form (\x and two hex digits per byte, as bytea
+// prints them), validated; throws kInvalidTextRepresentation otherwise.
+void validate_state(std::string_view bytes, std::pmr::memory_resource* memory);
+std::string state_from_text(std::string_view text, std::pmr::memory_resource* memory);
+
 // Long loops (merges, compaction, serialization, final sums) call this hook
 // every few thousand steps; the bridge installs one that serves Postgres's
 // query cancel and may throw. Default: none.

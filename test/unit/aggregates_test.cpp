@@ -366,6 +366,34 @@ TEST(StateBytes, CorruptOrForeignStatesAreRefused)
     EXPECT_EQ(t.value().to_string(), "1.5");
 }
 
+// The text form of metering.aggregate_state: \x and hex digits, then the bytes' checks.
+TEST(StateText, DecodesHexAndValidatesTheBytes)
+{
+    LatestState s(false);
+    s.add(D("1.5"), at_hour(1));
+    const std::string good = s.serialized();
+    std::string text = "\\x";
+    for (unsigned char byte : good) {
+        char hex[3];
+        std::snprintf(hex, sizeof hex, "%02X", byte);  // upper case is accepted too
+        text += hex;
+    }
+    std::pmr::memory_resource* memory = std::pmr::get_default_resource();
+    EXPECT_EQ(agg::state_from_text(text, memory), good);
+
+    auto message_of = [&](std::string_view bad) {
+        auto e = error_of([&] { agg::state_from_text(bad, memory); });
+        EXPECT_TRUE(e && std::string_view(e->sqlstate()) == sqlstate::kInvalidTextRepresentation);
+        return e ? e->message() : std::string();
+    };
+    EXPECT_EQ(message_of("x1"), "aggregate state \"x1\" does not start with \\x");
+    EXPECT_EQ(message_of("\\x010"), "aggregate state has an odd number of hexadecimal digits");
+    EXPECT_EQ(message_of("\\x01zz"),
+              "aggregate state has a character that is not a hexadecimal digit at position 5");
+    EXPECT_EQ(message_of("\\x"), "aggregate state is corrupt: truncated");
+    EXPECT_EQ(message_of(text + "00"), "aggregate state is corrupt: 1 trailing bytes");
+}
+
 // --- unique_count -----------------------------------------------------------------
 
 Harness<UniqueCountState, std::string> unique_harness()
