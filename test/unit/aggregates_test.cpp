@@ -353,6 +353,10 @@ TEST(StateBytes, CorruptOrForeignStatesAreRefused)
     for (int i = 0; i < 8; ++i)
         bad[std::size_t(4 + i)] = i == 7 ? '\x7f' : '\xff';  // at = infinity
     EXPECT_SQLSTATE(sqlstate::kInvalidBinaryRepresentation, t.parse(bad));
+    bad = good.substr(0, good.size() - 1) + "\x8f" + '\0';  // the limb 15 as an overlong varint
+    EXPECT_SQLSTATE(sqlstate::kInvalidBinaryRepresentation, t.parse(bad));
+    EXPECT_SQLSTATE(sqlstate::kInvalidBinaryRepresentation,
+                    agg::validate_state(bad, std::pmr::get_default_resource()));
     // a unique_count state passed to latest
     UniqueCountState u;
     u.add("a");
