@@ -81,8 +81,16 @@ Decimal decode(std::string_view bytes)
     return Decimal::read_from(bytes);
 }
 
+std::string scale_limit_text(int scale)
+{
+    return std::to_string(scale) + " fraction digits, more than the " +
+           std::to_string(kMaxValueScale) + " of a numeric";
+}
+
 std::string encode(const Decimal& value)
 {
+    if (value.scale() > kMaxValueScale)
+        throw Error(sqlstate::kInvalidParameter, "a value has " + scale_limit_text(value.scale()));
     std::string out;  // short values stay in the small-string buffer
     value.append_to(out);
     return out;
@@ -242,11 +250,14 @@ public:
     std::string_view decimal()
     {
         std::string_view rest = in_;
+        int scale = 0;
         try {
-            Decimal::read_from(rest);
+            scale = Decimal::read_from(rest).scale();
         } catch (const Error& e) {
             throw_corrupt(e.message());
         }
+        if (scale > kMaxValueScale)
+            throw_corrupt("a value has " + scale_limit_text(scale));
         return bytes(in_.size() - rest.size());
     }
     bool done() const { return in_.empty(); }

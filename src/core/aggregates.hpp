@@ -74,6 +74,12 @@ inline constexpr std::size_t kMaxGaugePoints = 1'000'000;
 // state stays far below Postgres's 1 GB limit of a value.
 inline constexpr std::size_t kMaxValueBytes = 256u << 20;
 
+// Fraction digits a value in a state may have: those of a Postgres numeric
+// (NUMERIC_DSCALE_MAX), so that every result is a numeric again and the
+// digits a time-weighted integral adds stay within Decimal::kMaxScale.
+// Beyond: kInvalidParameter from add, kInvalidBinaryRepresentation from parse.
+inline constexpr int kMaxValueScale = 16383;
+
 // Fraction digits a time-weighted integral has beyond those of its values
 // when it is not a terminating decimal: value x microseconds / 3.6e9, where
 // 3.6e9 = 2^10 x 5^8 x 9, so the division by 9 may not end (1 value for

@@ -953,6 +953,41 @@ TEST(TimeWeighted, CorruptStatesAreRefused)
     EXPECT_EQ(t.value_hours().to_string(), "235");  // 5 x 1 + 10 x 23
 }
 
+// Found by test/fuzz/aggregate_state_binary (corpus: time_weighted_scale_99995):
+// a state holding a value of 99995 fraction digits was accepted, and the
+// final function then failed with "decimal shift by -8 places is out of range".
+TEST(TimeWeighted, ValuesHaveAtMostTheScaleOfANumeric)
+{
+    TimeWeightedState s(false);
+    s.set_period(kJan1, kJan1 + kDay);
+    s.add(D("10"), at_hour(1));
+    const std::string good = s.serialized();
+    auto with_point_value = [&](const Decimal& value) {
+        std::string bytes = good.substr(0, good.size() - 4);  // all but the value 10
+        value.append_to(bytes);
+        return bytes;
+    };
+    const Decimal one = D("1");
+    TimeWeightedState t(false);
+    for (int scale : {agg::kMaxValueScale + 1, Decimal::kMaxScale - 5})
+        EXPECT_SQLSTATE(sqlstate::kInvalidBinaryRepresentation,
+                        t.parse(with_point_value(one.shifted(-scale))));
+    t.parse(with_point_value(one.shifted(-agg::kMaxValueScale)));
+    EXPECT_EQ(t.value_hours().scale(), agg::kMaxValueScale);  // 23 x 10^-16383, exact
+
+    const Decimal too_fine = one.shifted(-agg::kMaxValueScale - 1);
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, s.add(too_fine, at_hour(2)));
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, s.add(too_fine, at_hour(-2)));
+    LatestState latest(false);
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, latest.add(too_fine, at_hour(1)));
+    EXPECT_TRUE(latest.empty());
+    CounterState counter(false);
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, counter.add(CounterOp::set, too_fine, at_hour(1)));
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter,
+                    counter.add(CounterOp::increment, too_fine, at_hour(1)));
+    EXPECT_EQ(counter.total().to_string(), "0");
+}
+
 TEST(TimeWeighted, TheCapCountsDistinctInstantsInThePeriod)
 {
     TimeWeightedState s(false);
