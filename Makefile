@@ -3,6 +3,7 @@
 #   make test       every suite (installs missing packages, starts its own cluster)
 #   make demo       a small SaaS example end to end
 #   make bench      benchmarks beside their baselines
+#   make fuzz       the libFuzzer targets of test/fuzz, FUZZ_SECONDS each (default 300)
 EXTENSION = metering
 MODULE_big = metering
 DATA = $(wildcard src/sql/metering--*.sql)
@@ -26,7 +27,7 @@ autodepend = yes
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: test demo bench deps unit
+.PHONY: test demo bench deps unit fuzz
 deps:
 	bash test/lib/deps.sh
 
@@ -43,3 +44,7 @@ demo: deps
 
 bench: deps
 	bash test/bench/run.sh
+
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	bash test/fuzz/run.sh $(FUZZ_SECONDS)

@@ -24,6 +24,9 @@ cmake -S . -B build/unit -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build/unit -j2 >/dev/null
 (cd build/unit && ctest --output-on-failure)
 
+step "fuzz targets (test/fuzz: libFuzzer, ASan + UBSan), 20 s each"
+bash test/fuzz/run.sh 20
+
 source test/lib/cluster.sh
 cluster_start
 

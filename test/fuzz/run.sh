@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-20}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(aggregate_state_binary aggregate_state_text json_reader pricing decimal)
+[ ${#targets[@]} -gt 0 ] || targets=(aggregate_state_binary aggregate_state_text aggregate_merge json_reader pricing decimal)
 
 build=build/fuzz
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
