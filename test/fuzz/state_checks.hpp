@@ -32,9 +32,57 @@ inline std::string final_of(const agg::UniqueCountState& s) { return std::to_str
 inline std::string final_of(const agg::CounterState& s) { return s.total().to_string(); }
 inline std::string final_of(const agg::TimeWeightedState& s) { return s.value_hours().to_string(); }
 
+// Another state of each aggregate, made by its transition function.
+inline void fill(agg::LatestState& s) { s.add(metering::core::Decimal::parse("1.5"), 1000, 1); }
+inline void fill(agg::UniqueCountState& s)
+{
+    s.add("a");
+    s.add("b");
+}
+inline void fill(agg::CounterState& s)
+{
+    s.add(agg::CounterOp::set, metering::core::Decimal::parse("3"), 1000, 1);
+    s.add(agg::CounterOp::increment, metering::core::Decimal::parse("2"), 2000, 2);
+}
+inline void fill(agg::TimeWeightedState& s)
+{
+    s.set_period(0, 3'600'000'000);
+    s.add(metering::core::Decimal::parse("10"), -1);
+    s.add(metering::core::Decimal::parse("20.5"), 1000);
+}
+
+// Combining into `into` works (and the result round-trips) or is refused
+// with core::Error (time_weighted: different periods).
+template <typename S>
+void check_combine(S& into, const S& other, bool with_tiebreak)
+{
+    if (!accepted([&] { into.merge(other); }))
+        return;
+    const std::string merged = into.serialized();
+    S again = new_state<S>(with_tiebreak);
+    again.parse(merged);
+    FUZZ_CHECK(again.serialized() == merged);
+    final_of(again);
+}
+
+template <typename S>
+void check_combine_with_another(std::string_view bytes, bool with_tiebreak)
+{
+    S other = new_state<S>(with_tiebreak);
+    fill(other);
+    S state = new_state<S>(with_tiebreak);
+    state.parse(bytes);
+    check_combine(other, state, with_tiebreak);
+    S fresh = new_state<S>(with_tiebreak);
+    fill(fresh);
+    check_combine(state, fresh, with_tiebreak);
+}
+
 template <typename S>
 void check_state_of(std::string_view bytes, bool with_tiebreak)
 {
+    check_combine_with_another<S>(bytes, with_tiebreak);
+
     S state = new_state<S>(with_tiebreak);
     state.parse(bytes);
     // The accepted form is canonical: serializing gives the same bytes back.

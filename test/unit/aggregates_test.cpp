@@ -875,6 +875,23 @@ TEST(TimeWeighted, PeriodsMustAgree)
     EXPECT_SQLSTATE(sqlstate::kTimestampNotFinite, t.add(D("1"), INT64_MAX));
 }
 
+// Found by test/fuzz/aggregate_state_binary (corpus: time_weighted_period_near_int64_min):
+// the message of a combine of different periods printed a forged period start near
+// INT64_MIN through to_civil, whose day x kUsecsPerDay overflowed.
+TEST(TimeWeighted, AForgedPeriodAtTheEdgeOfInt64IsPrintedInTheError)
+{
+    TimeWeightedState s(false);
+    s.set_period(kJan1, kJan1 + kDay);
+    std::string forged = s.serialized();
+    put_i64(forged, 4, INT64_MIN + 1);  // period start, after header and presence byte
+    TimeWeightedState t(false);
+    t.parse(forged);
+    auto e = error_of([&] { t.merge(s); });
+    ASSERT_TRUE(e);
+    EXPECT_STREQ(e->sqlstate(), sqlstate::kInvalidParameter);
+    EXPECT_TRUE(contains(e->detail(), " BC+00, 2025-01-02 00:00:00+00) and [2025-01-01"));
+}
+
 TEST(TimeWeighted, EverySplitAndOrderAgrees)
 {
     std::vector<GaugeRow> rows = {{"10", at_hour(0)},  {"20", at_hour(12)}, {"5", at_hour(-1)},
