@@ -9,6 +9,13 @@
 // 2); then 3 bytes per row: instant (bits 0-5, quarter hours from -2 h) and
 // scale (bits 6-7); the value (int8); part (bits 0-1), tiebreak (bits 2-3),
 // counter op set (bit 4), and "serialize the part now" (bit 5).
+//
+// With bit 3 of byte 0 set, the states are those of an invoice line's count,
+// sum, max or min (core/scalar_state.hpp, bits 0-1), against Decimal
+// arithmetic; 10 bytes per row: the mantissa (int64, little-endian), the
+// scale (0..20), and part (bits 0-1), "add as a Decimal" (bit 2),
+// "serialize the part now" (bit 5). Values of up to 18 digits and scale take
+// the 128-bit path, as metering._line_quantity gives them.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -22,6 +29,7 @@
 
 #include "core/aggregates.hpp"
 #include "core/decimal.hpp"
+#include "core/scalar_state.hpp"
 #include "fuzz_check.hpp"
 #include "state_checks.hpp"
 
@@ -196,12 +204,109 @@ void check(const std::vector<Row>& rows, bool tb, const std::string& expected)
         FUZZ_CHECK(parts[0].serialized() == whole.serialized());
 }
 
+// --- the states of an invoice line (count, sum, max, min) ---------------------
+
+constexpr std::int64_t kFixedLimit = 1'000'000'000'000'000'000;  // |mantissa| < 10^18 (FixedValue)
+
+struct LineRow {
+    agg::FixedValue fixed;  // mantissa x 10^-scale
+    bool fits;              // in the 128-bit path
+    std::size_t part;
+    bool checkpoint;
+};
+
+std::vector<LineRow> line_rows_of(const std::uint8_t* data, std::size_t size)
+{
+    std::vector<LineRow> rows;
+    for (std::size_t i = 1; i + 10 <= size; i += 10) {
+        std::uint64_t bits = 0;
+        for (int b = 0; b < 8; ++b)
+            bits |= std::uint64_t(data[i + std::size_t(b)]) << (8 * b);
+        LineRow row;
+        row.fixed = {std::int64_t(bits), int(data[i + 8] % 21)};
+        const std::uint8_t flags = data[i + 9];
+        const bool small = row.fixed.mantissa > -kFixedLimit && row.fixed.mantissa < kFixedLimit;
+        row.fits = small && row.fixed.scale <= agg::kMaxFixedScale && (flags & 4) == 0;
+        row.part = flags & 3;
+        row.checkpoint = (flags & 32) != 0;
+        rows.push_back(row);
+    }
+    return rows;
+}
+
+Decimal decimal_of(agg::FixedValue v) { return Decimal::from_int(v.mantissa).shifted(-v.scale); }
+
+// count(*), sum, max, min of Postgres: max and min break ties by the greater scale.
+std::optional<Decimal> reference_line(const std::vector<LineRow>& rows, agg::ScalarKind kind)
+{
+    if (kind == agg::ScalarKind::count)
+        return Decimal::from_int(std::int64_t(rows.size()));
+    std::optional<Decimal> out;
+    for (const LineRow& r : rows) {
+        const Decimal v = decimal_of(r.fixed);
+        if (!out)
+            out = v;
+        else if (kind == agg::ScalarKind::sum)
+            *out += v;
+        else {
+            const int cmp = v.compare(*out);
+            const bool better = kind == agg::ScalarKind::max ? cmp > 0 : cmp < 0;
+            if (better || (cmp == 0 && v.scale() > out->scale()))
+                out = v;
+        }
+    }
+    return out;
+}
+
+void add(agg::ScalarState& s, const LineRow& r)
+{
+    if (s.kind() == agg::ScalarKind::count)
+        s.add_row();
+    else if (r.fits)
+        s.add(r.fixed);
+    else
+        s.add(decimal_of(r.fixed));
+}
+
+std::string text_of(const std::optional<Decimal>& d) { return d ? d->to_string() : "null"; }
+
+void round_trip(agg::ScalarState& s)
+{
+    agg::ScalarState copy(s.kind());
+    copy.parse(s.serialized());
+    s = std::move(copy);
+}
+
+void check_line(const std::vector<LineRow>& rows, agg::ScalarKind kind)
+{
+    const std::string expected = text_of(reference_line(rows, kind));
+    agg::ScalarState whole(kind);
+    std::vector<agg::ScalarState> parts(4, agg::ScalarState(kind));
+    for (const LineRow& r : rows) {
+        add(whole, r);
+        add(parts[r.part], r);
+        if (r.checkpoint)
+            round_trip(parts[r.part]);
+    }
+    FUZZ_CHECK(text_of(whole.result()) == expected);
+    for (agg::ScalarState& part : parts)
+        round_trip(part);
+    for (std::size_t i = 1; i < parts.size(); ++i)
+        parts[0].merge(parts[i]);
+    FUZZ_CHECK(text_of(parts[0].result()) == expected);
+    FUZZ_CHECK(parts[0].serialized() == whole.serialized());
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
     if (size == 0)
         return 0;
+    if ((data[0] & 8) != 0) {
+        check_line(line_rows_of(data, size), agg::ScalarKind((data[0] & 3) + 1));
+        return 0;
+    }
     const bool tb = (data[0] & 4) != 0;
     const std::vector<Row> rows = rows_of(data, size);
     switch (data[0] & 3) {
