@@ -61,6 +61,7 @@ for ((i = 0; i < ${#targets[@]}; i += 2)); do
         [ "$status" = 0 ] || failed=1
     done
 done
+echo "fuzz targets: ${SECONDS} s in all, build included"
 if [ "$failed" != 0 ]; then
     echo "fuzzing found a problem: reproduce with $build/test/fuzz/fuzz_<target> <artifact>" >&2
     exit 1
