@@ -67,6 +67,9 @@ bash test/upgrade/upgrade.sh
 step "dump and restore (test/restore)"
 bash test/restore/dump_restore.sh
 
+step "client examples: Python (psycopg 3) and Node.js (node-postgres) (test/examples)"
+bash test/examples/run.sh
+
 step "stress test (test/stress): concurrent ingest while periods close"
 for t in test/stress/*.sh; do bash "$t"; done
 
