@@ -82,4 +82,7 @@ for t in test/cron/*.sh; do bash "$t"; done
 step "crash test (test/crash)"
 for t in test/crash/*.sh; do bash "$t"; done
 
+step "PGXN META.json agrees with metering.control (test/pgxn)"
+/usr/bin/python3 test/pgxn/meta_json.py
+
 step "all suites passed"
