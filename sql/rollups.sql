@@ -93,3 +93,16 @@ SELECT metering.delete_unbilled_event('fragile', :zero);
 SELECT metering.close_periods('2025-02-01 01:00') AS made;
 SELECT count(*) AS errors FROM metering.billing_errors;
 SELECT customer_id, total FROM metering.invoices WHERE subscription_id IN (:fragile, :sturdy) ORDER BY 1;
+
+-- The operators' view: nothing waits once a step ran; the last close made one invoice;
+-- no invoice waits for review; no billing error is left.
+SELECT metering.refresh_usage() >= 0 AS stepped;
+SELECT events_waiting, oldest_waiting_since, last_rollup_at IS NOT NULL AS rolled_up, events_rolled_up,
+       last_close_at IS NOT NULL AS closed, last_close_invoices, invoices_pending_review, billing_errors,
+       rollup_worker IN ('off', 'on for contrib_regression, tap') AS worker_shown
+FROM metering.status;
+-- an event waits until a step after its commit (here: read inside its own transaction)
+BEGIN;
+SELECT metering.ingest('sturdy', 'ratio', 1, '2025-03-01') > 0 AS ingested;
+SELECT events_waiting, oldest_waiting_since IS NOT NULL AS since FROM metering.status;
+COMMIT;

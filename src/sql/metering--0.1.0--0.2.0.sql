@@ -374,13 +374,16 @@ CREATE TABLE metering.rollup_state (
     only_row        boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     snapshot        txid_snapshot NOT NULL,
     refreshed_at    timestamptz,
-    events_consumed bigint NOT NULL DEFAULT 0
+    events_consumed bigint NOT NULL DEFAULT 0,
+    closed_at       timestamptz,         -- the last close_periods, and how many invoices it made
+    close_invoices  int
 );
 -- '1:1:' sees no transaction: the first step consumes every event there is.
 INSERT INTO metering.rollup_state (snapshot) VALUES ('1:1:');
 COMMENT ON TABLE metering.rollup_state IS
     'The rollup step''s position: the transaction snapshot of the last step (an event is rolled up iff '
-    'its transaction is visible in it), when it ran, and how many events the steps consumed.';
+    'its transaction is visible in it), when it ran, how many events the steps consumed; and the last '
+    'close_periods and how many invoices it made.';
 
 -- Partial aggregate state per customer, meter and billing period (the subscription's
 -- period, cut to the subscription, that contains the events' due_at).
@@ -997,6 +1000,7 @@ BEGIN
     BEGIN
         made := metering._issue_invoices(subs, cutoff, as_of, 'regular');
         DELETE FROM metering.billing_failures f WHERE f.subscription_id = ANY (subs);
+        UPDATE metering.rollup_state SET closed_at = clock_timestamp(), close_invoices = made;
         RETURN made;
     EXCEPTION WHEN OTHERS THEN
         NULL;  -- one subscription failed: bill them one at a time, below
@@ -1016,6 +1020,7 @@ BEGIN
                     attempts = f.attempts + 1;
         END;
     END LOOP;
+    UPDATE metering.rollup_state SET closed_at = clock_timestamp(), close_invoices = made;
     RETURN made;
 END
 $$;
@@ -1418,3 +1423,22 @@ GRANT EXECUTE ON FUNCTION
     metering._merged_quantity(bytea),
     metering._rolled_up()
 TO PUBLIC;
+-- For operators, at a glance: what waits to be rolled up, the last step and close, what
+-- waits for review, what failed (docs/reference.md).
+CREATE VIEW metering.status AS
+SELECT w.events_waiting, w.oldest_waiting_since, r.refreshed_at AS last_rollup_at,
+       r.events_consumed AS events_rolled_up, r.closed_at AS last_close_at,
+       r.close_invoices AS last_close_invoices,
+       (SELECT count(*) FROM metering.invoices i WHERE i.status = 'pending_review') AS invoices_pending_review,
+       (SELECT count(*) FROM metering.billing_failures) AS billing_errors,
+       coalesce('on for ' || nullif(current_setting('metering.rollup_databases', true), ''), 'off') AS rollup_worker
+FROM metering.rollup_state r,
+     LATERAL (SELECT count(*) AS events_waiting, min(ev.ingested_at) AS oldest_waiting_since
+              FROM metering.events ev
+              WHERE ev.txid >= txid_snapshot_xmin(metering._rolled_up())
+                AND NOT txid_visible_in_snapshot(ev.txid, metering._rolled_up())) w;
+REVOKE ALL ON TABLE metering.status FROM PUBLIC;
+COMMENT ON VIEW metering.status IS
+    'For operators: events waiting to be rolled up and since when, the last rollup step and how many events '
+    'the steps rolled up, the last close_periods and how many invoices it made, invoices pending review, '
+    'subscriptions in billing_errors, and whether the rollup worker runs (and for which databases).';

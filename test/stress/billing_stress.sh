@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stress test of exactly-once billing: pgbench clients ingest current and
+# Stress test of exactly-once billing, with the rollup worker on (every 20 ms): pgbench clients ingest current and
 # back-dated events (January to June 2025) while other sessions close periods
 # in a loop and ask for interim invoices. At the end every period is closed and
 #   - every event is billed exactly once (the quantities the live invoices billed
@@ -19,7 +19,7 @@ CLIENTS=${STRESS_CLIENTS:-4}
 
 # shellcheck source=../lib/cluster.sh
 source "$ROOT/test/lib/cluster.sh"
-cluster_start
+cluster_start "shared_preload_libraries = 'metering'" "metering.rollup_databases = 'postgres'" "metering.rollup_interval = '20ms'"
 WORK=$(mktemp -d /tmp/metering-stress.XXXXXX)
 chmod 755 "$WORK"
 trap 'cluster_stop; rm -rf "$WORK"' EXIT

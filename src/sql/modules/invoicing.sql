@@ -386,6 +386,7 @@ BEGIN
     BEGIN
         made := metering._issue_invoices(subs, cutoff, as_of, 'regular');
         DELETE FROM metering.billing_failures f WHERE f.subscription_id = ANY (subs);
+        UPDATE metering.rollup_state SET closed_at = clock_timestamp(), close_invoices = made;
         RETURN made;
     EXCEPTION WHEN OTHERS THEN
         NULL;  -- one subscription failed: bill them one at a time, below
@@ -405,6 +406,7 @@ BEGIN
                     attempts = f.attempts + 1;
         END;
     END LOOP;
+    UPDATE metering.rollup_state SET closed_at = clock_timestamp(), close_invoices = made;
     RETURN made;
 END
 $$;
@@ -730,3 +732,22 @@ CREATE TRIGGER customers_regroup AFTER UPDATE ON metering.customers
     FOR EACH ROW EXECUTE FUNCTION metering._rollup_regroup();
 CREATE TRIGGER plans_regroup AFTER UPDATE ON metering.plans
     FOR EACH ROW EXECUTE FUNCTION metering._rollup_regroup();
+
+-- For operators, at a glance: what waits to be rolled up, the last step and close, what
+-- waits for review, what failed (docs/reference.md).
+CREATE VIEW metering.status AS
+SELECT w.events_waiting, w.oldest_waiting_since, r.refreshed_at AS last_rollup_at,
+       r.events_consumed AS events_rolled_up, r.closed_at AS last_close_at,
+       r.close_invoices AS last_close_invoices,
+       (SELECT count(*) FROM metering.invoices i WHERE i.status = 'pending_review') AS invoices_pending_review,
+       (SELECT count(*) FROM metering.billing_failures) AS billing_errors,
+       coalesce('on for ' || nullif(current_setting('metering.rollup_databases', true), ''), 'off') AS rollup_worker
+FROM metering.rollup_state r,
+     LATERAL (SELECT count(*) AS events_waiting, min(ev.ingested_at) AS oldest_waiting_since
+              FROM metering.events ev
+              WHERE ev.txid >= txid_snapshot_xmin(metering._rolled_up())
+                AND NOT txid_visible_in_snapshot(ev.txid, metering._rolled_up())) w;
+COMMENT ON VIEW metering.status IS
+    'For operators: events waiting to be rolled up and since when, the last rollup step and how many events '
+    'the steps rolled up, the last close_periods and how many invoices it made, invoices pending review, '
+    'subscriptions in billing_errors, and whether the rollup worker runs (and for which databases).';

@@ -61,13 +61,16 @@ CREATE TABLE metering.rollup_state (
     only_row        boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     snapshot        txid_snapshot NOT NULL,
     refreshed_at    timestamptz,
-    events_consumed bigint NOT NULL DEFAULT 0
+    events_consumed bigint NOT NULL DEFAULT 0,
+    closed_at       timestamptz,         -- the last close_periods, and how many invoices it made
+    close_invoices  int
 );
 -- '1:1:' sees no transaction: the first step consumes every event there is.
 INSERT INTO metering.rollup_state (snapshot) VALUES ('1:1:');
 COMMENT ON TABLE metering.rollup_state IS
     'The rollup step''s position: the transaction snapshot of the last step (an event is rolled up iff '
-    'its transaction is visible in it), when it ran, and how many events the steps consumed.';
+    'its transaction is visible in it), when it ran, how many events the steps consumed; and the last '
+    'close_periods and how many invoices it made.';
 
 -- Partial aggregate state per customer, meter and billing period (the subscription's
 -- period, cut to the subscription, that contains the events' due_at).
