@@ -19,6 +19,9 @@ else
     make -s install
 fi
 
+step "PGXN META.json agrees with metering.control (test/pgxn)"
+/usr/bin/python3 test/pgxn/meta_json.py
+
 step "core unit tests (GoogleTest, ctest)"
 cmake -S . -B build/unit -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build/unit -j2 >/dev/null
@@ -82,7 +85,7 @@ for t in test/cron/*.sh; do bash "$t"; done
 step "crash test (test/crash)"
 for t in test/crash/*.sh; do bash "$t"; done
 
-step "PGXN META.json agrees with metering.control (test/pgxn)"
-/usr/bin/python3 test/pgxn/meta_json.py
+step "docs/reference.md against the catalog of a fresh install; its examples run (test/reference)"
+bash test/reference/reference.sh
 
 step "all suites passed"
