@@ -418,6 +418,15 @@ CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
 AS $$
 BEGIN
     RETURN QUERY
+    -- each subscription with what its periods are made of
+    WITH subs AS (
+        SELECT s.subscription_id, s.customer_id, s.starts_at, s.ends_at, s.billing_anchor, pl.billing_interval,
+               c.timezone
+        FROM metering.subscriptions s
+        JOIN metering.customers c ON c.customer_id = s.customer_id
+        JOIN metering.plans pl ON pl.code = s.plan_code
+        WHERE customers IS NULL OR s.customer_id = ANY (customers)
+    )
     SELECT ev.customer_id::text, ev.meter::text, g.period_start, s.subscription_id,
            metering._line_state(
                m.kind,
@@ -429,12 +438,10 @@ BEGIN
                ev.occurred_at, ev.event_id, ev.op) FILTER (WHERE m.kind > 0),
            count(*)
     FROM metering.events ev
-    JOIN metering.meters m ON m.code = ev.meter
-    JOIN metering.subscriptions s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
+    JOIN subs s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
          AND (s.ends_at IS NULL OR ev.due_at < s.ends_at)
-    JOIN metering.customers c ON c.customer_id = s.customer_id
-    JOIN metering.plans pl ON pl.code = s.plan_code
-    CROSS JOIN LATERAL (SELECT metering._period_of(s.billing_anchor, pl.billing_interval, c.timezone,
+    JOIN metering.meters m ON m.code = ev.meter
+    CROSS JOIN LATERAL (SELECT metering._period_of(s.billing_anchor, s.billing_interval, s.timezone,
                                                    s.starts_at, s.ends_at, ev.due_at) AS period_start) g
     WHERE ev.txid >= txid_snapshot_xmin(prev)
       AND (cur IS NULL OR txid_visible_in_snapshot(ev.txid, cur)) AND NOT txid_visible_in_snapshot(ev.txid, prev)
@@ -760,6 +767,20 @@ LEFT JOIN (
 ) q ON q.customer_id = l.customer_id AND q.meter = l.meter AND q.period_start = l.period_start;
 
 
+-- The end of a subscription's last live regular invoice ('-infinity': none yet). Its
+-- periods before are invoiced, but for voided ones not issued anew.
+CREATE FUNCTION metering._regular_billed_to(subscription_id bigint) RETURNS timestamptz
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT i.period_end FROM metering.invoices i
+                     WHERE i.subscription_id = _regular_billed_to.subscription_id AND i.kind = 'regular'
+                       AND i.status <> 'void'
+                     ORDER BY i.period_start DESC LIMIT 1), '-infinity')
+$$;
+COMMENT ON FUNCTION metering._regular_billed_to(bigint) IS
+    'Internal: the end of a subscription''s last live regular invoice; -infinity when none.';
+
 CREATE FUNCTION metering._issue_invoices(subs bigint[], cutoff timestamptz, as_of timestamptz, mode text)
     RETURNS int
     LANGUAGE plpgsql VOLATILE
@@ -770,18 +791,28 @@ DECLARE
 BEGIN
     PERFORM metering._internal_change(true);
     WITH
+    -- periods whose regular invoice was voided and not issued anew (before the last one)
+    holes AS MATERIALIZED (
+        SELECT DISTINCT v.subscription_id, v.period_start FROM metering.invoices v
+        WHERE mode = 'regular' AND v.subscription_id = ANY (subs) AND v.kind = 'regular' AND v.status = 'void'
+          AND NOT EXISTS (SELECT 1 FROM metering.invoices i
+                          WHERE i.subscription_id = v.subscription_id AND i.kind = 'regular'
+                            AND i.status <> 'void' AND i.period_start = v.period_start)
+    ),
+    -- every ended period after the subscription's last live regular invoice, and the holes:
+    -- one index probe per subscription, whatever its history
     due AS MATERIALIZED (
         SELECT s.subscription_id, s.customer_id, s.plan_code, 'regular'::text AS kind,
                p.period_start, p.period_end, p.full_start, p.full_end, p.period_end AS usage_to
         FROM metering.subscriptions s
         JOIN metering.customers c ON c.customer_id = s.customer_id
         JOIN metering.plans pl ON pl.code = s.plan_code
+        CROSS JOIN LATERAL (SELECT metering._regular_billed_to(s.subscription_id) AS billed_to) b
         CROSS JOIN LATERAL metering._cut_periods(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at,
                                                  coalesce(s.ends_at, 'infinity'), cutoff) p
+        LEFT JOIN holes h ON h.subscription_id = s.subscription_id AND h.period_start = p.period_start
         WHERE mode = 'regular' AND s.subscription_id = ANY (subs) AND p.period_end <= cutoff
-          AND NOT EXISTS (SELECT 1 FROM metering.invoices i
-                          WHERE i.subscription_id = s.subscription_id AND i.kind = 'regular'
-                            AND i.status <> 'void' AND i.period_start = p.period_start)
+          AND (p.period_start >= b.billed_to OR h.period_start IS NOT NULL)
         UNION ALL
         SELECT s.subscription_id, s.customer_id, s.plan_code, 'interim', p.period_start, p.period_end,
                p.full_start, p.full_end, as_of + interval '1 microsecond'
@@ -950,13 +981,16 @@ AS $$
     FROM metering.subscriptions s
     JOIN metering.customers c ON c.customer_id = s.customer_id
     JOIN metering.plans pl ON pl.code = s.plan_code
+    CROSS JOIN LATERAL (SELECT metering._regular_billed_to(s.subscription_id) AS billed_to) b
     WHERE s.starts_at < cutoff
       AND (EXISTS (SELECT 1 FROM metering._cut_periods(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at,
                                                        coalesce(s.ends_at, 'infinity'), cutoff) p
-                   WHERE p.period_end <= cutoff
-                     AND NOT EXISTS (SELECT 1 FROM metering.invoices i
-                                     WHERE i.subscription_id = s.subscription_id AND i.kind = 'regular'
-                                       AND i.status <> 'void' AND i.period_start = p.period_start))
+                   WHERE p.period_end <= cutoff AND p.period_start >= b.billed_to)
+           OR EXISTS (SELECT 1 FROM metering.invoices v
+                      WHERE v.subscription_id = s.subscription_id AND v.kind = 'regular' AND v.status = 'void'
+                        AND NOT EXISTS (SELECT 1 FROM metering.invoices i
+                                        WHERE i.subscription_id = v.subscription_id AND i.kind = 'regular'
+                                          AND i.status <> 'void' AND i.period_start = v.period_start))
            OR (s.ends_at <= cutoff
                AND EXISTS (SELECT 1 FROM metering.late_groups lg WHERE lg.subscription_id = s.subscription_id)))
 $$;
@@ -1409,6 +1443,7 @@ REVOKE EXECUTE ON FUNCTION
     metering._rollup_rebuild(text),
     metering._issue_invoices(bigint[], timestamptz, timestamptz, text),
     metering._due_subscriptions(timestamptz),
+    metering._regular_billed_to(bigint),
     metering._rollup_regroup(),
     metering._quantity(metering.meters, text, timestamptz, timestamptz),
     metering._custom_quantity(text, text, text, timestamptz, timestamptz, jsonb),

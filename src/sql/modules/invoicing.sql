@@ -157,18 +157,28 @@ DECLARE
 BEGIN
     PERFORM metering._internal_change(true);
     WITH
+    -- periods whose regular invoice was voided and not issued anew (before the last one)
+    holes AS MATERIALIZED (
+        SELECT DISTINCT v.subscription_id, v.period_start FROM metering.invoices v
+        WHERE mode = 'regular' AND v.subscription_id = ANY (subs) AND v.kind = 'regular' AND v.status = 'void'
+          AND NOT EXISTS (SELECT 1 FROM metering.invoices i
+                          WHERE i.subscription_id = v.subscription_id AND i.kind = 'regular'
+                            AND i.status <> 'void' AND i.period_start = v.period_start)
+    ),
+    -- every ended period after the subscription's last live regular invoice, and the holes:
+    -- one index probe per subscription, whatever its history
     due AS MATERIALIZED (
         SELECT s.subscription_id, s.customer_id, s.plan_code, 'regular'::text AS kind,
                p.period_start, p.period_end, p.full_start, p.full_end, p.period_end AS usage_to
         FROM metering.subscriptions s
         JOIN metering.customers c ON c.customer_id = s.customer_id
         JOIN metering.plans pl ON pl.code = s.plan_code
+        CROSS JOIN LATERAL (SELECT metering._regular_billed_to(s.subscription_id) AS billed_to) b
         CROSS JOIN LATERAL metering._cut_periods(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at,
                                                  coalesce(s.ends_at, 'infinity'), cutoff) p
+        LEFT JOIN holes h ON h.subscription_id = s.subscription_id AND h.period_start = p.period_start
         WHERE mode = 'regular' AND s.subscription_id = ANY (subs) AND p.period_end <= cutoff
-          AND NOT EXISTS (SELECT 1 FROM metering.invoices i
-                          WHERE i.subscription_id = s.subscription_id AND i.kind = 'regular'
-                            AND i.status <> 'void' AND i.period_start = p.period_start)
+          AND (p.period_start >= b.billed_to OR h.period_start IS NOT NULL)
         UNION ALL
         SELECT s.subscription_id, s.customer_id, s.plan_code, 'interim', p.period_start, p.period_end,
                p.full_start, p.full_end, as_of + interval '1 microsecond'
@@ -332,6 +342,20 @@ COMMENT ON FUNCTION metering._issue_invoices(bigint[], timestamptz, timestamptz,
     'Internal: issues the regular (or interim) invoices of a set of subscriptions in a handful of statements.';
 
 -- The subscriptions with something for close_periods to invoice at cutoff.
+-- The end of a subscription's last live regular invoice ('-infinity': none yet). Its
+-- periods before are invoiced, but for voided ones not issued anew.
+CREATE FUNCTION metering._regular_billed_to(subscription_id bigint) RETURNS timestamptz
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT i.period_end FROM metering.invoices i
+                     WHERE i.subscription_id = _regular_billed_to.subscription_id AND i.kind = 'regular'
+                       AND i.status <> 'void'
+                     ORDER BY i.period_start DESC LIMIT 1), '-infinity')
+$$;
+COMMENT ON FUNCTION metering._regular_billed_to(bigint) IS
+    'Internal: the end of a subscription''s last live regular invoice; -infinity when none.';
+
 CREATE FUNCTION metering._due_subscriptions(cutoff timestamptz) RETURNS bigint[]
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
@@ -340,13 +364,16 @@ AS $$
     FROM metering.subscriptions s
     JOIN metering.customers c ON c.customer_id = s.customer_id
     JOIN metering.plans pl ON pl.code = s.plan_code
+    CROSS JOIN LATERAL (SELECT metering._regular_billed_to(s.subscription_id) AS billed_to) b
     WHERE s.starts_at < cutoff
       AND (EXISTS (SELECT 1 FROM metering._cut_periods(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at,
                                                        coalesce(s.ends_at, 'infinity'), cutoff) p
-                   WHERE p.period_end <= cutoff
-                     AND NOT EXISTS (SELECT 1 FROM metering.invoices i
-                                     WHERE i.subscription_id = s.subscription_id AND i.kind = 'regular'
-                                       AND i.status <> 'void' AND i.period_start = p.period_start))
+                   WHERE p.period_end <= cutoff AND p.period_start >= b.billed_to)
+           OR EXISTS (SELECT 1 FROM metering.invoices v
+                      WHERE v.subscription_id = s.subscription_id AND v.kind = 'regular' AND v.status = 'void'
+                        AND NOT EXISTS (SELECT 1 FROM metering.invoices i
+                                        WHERE i.subscription_id = v.subscription_id AND i.kind = 'regular'
+                                          AND i.status <> 'void' AND i.period_start = v.period_start))
            OR (s.ends_at <= cutoff
                AND EXISTS (SELECT 1 FROM metering.late_groups lg WHERE lg.subscription_id = s.subscription_id)))
 $$;

@@ -107,6 +107,15 @@ CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
 AS $$
 BEGIN
     RETURN QUERY
+    -- each subscription with what its periods are made of
+    WITH subs AS (
+        SELECT s.subscription_id, s.customer_id, s.starts_at, s.ends_at, s.billing_anchor, pl.billing_interval,
+               c.timezone
+        FROM metering.subscriptions s
+        JOIN metering.customers c ON c.customer_id = s.customer_id
+        JOIN metering.plans pl ON pl.code = s.plan_code
+        WHERE customers IS NULL OR s.customer_id = ANY (customers)
+    )
     SELECT ev.customer_id::text, ev.meter::text, g.period_start, s.subscription_id,
            metering._line_state(
                m.kind,
@@ -118,12 +127,10 @@ BEGIN
                ev.occurred_at, ev.event_id, ev.op) FILTER (WHERE m.kind > 0),
            count(*)
     FROM metering.events ev
-    JOIN metering.meters m ON m.code = ev.meter
-    JOIN metering.subscriptions s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
+    JOIN subs s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
          AND (s.ends_at IS NULL OR ev.due_at < s.ends_at)
-    JOIN metering.customers c ON c.customer_id = s.customer_id
-    JOIN metering.plans pl ON pl.code = s.plan_code
-    CROSS JOIN LATERAL (SELECT metering._period_of(s.billing_anchor, pl.billing_interval, c.timezone,
+    JOIN metering.meters m ON m.code = ev.meter
+    CROSS JOIN LATERAL (SELECT metering._period_of(s.billing_anchor, s.billing_interval, s.timezone,
                                                    s.starts_at, s.ends_at, ev.due_at) AS period_start) g
     WHERE ev.txid >= txid_snapshot_xmin(prev)
       AND (cur IS NULL OR txid_visible_in_snapshot(ev.txid, cur)) AND NOT txid_visible_in_snapshot(ev.txid, prev)
