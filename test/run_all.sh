@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test: every suite, on a throwaway cluster this script starts and stops.
 # TEST_DESTDIR: install under this root (a private copy of Postgres made with
-# cp -a --parents /usr/lib/postgresql/15 /usr/share/postgresql/15 "$TEST_DESTDIR")
+# cp -a --parents /usr/lib/postgresql/15 /usr/share/postgresql/15 "$TEST_DESTDIR", run from /:
+# GNU cp 9.1 fails on --parents with absolute paths elsewhere)
 # and run that copy's server, instead of installing into the system's Postgres.
 set -euo pipefail
 cd "$(dirname "$0")/.."
