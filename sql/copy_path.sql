@@ -41,8 +41,13 @@ k1,calls,1,2025-11-01 10:00:00+00,set
 \.
 SELECT count(*) FROM metering.events;
 
--- plain INSERT takes the same path; ingested_at is always the transaction's time
+-- plain INSERT takes the same path; ingested_at is the transaction's time, unless a
+-- superuser gives one: such a row is history being restored, kept as given
+-- (sql/security_ingest.sql has the rule for other roles)
+INSERT INTO metering.events (customer_id, meter, value, occurred_at)
+VALUES ('k1', 'calls', 1, '2025-11-02Z');
 INSERT INTO metering.events (customer_id, meter, value, occurred_at, ingested_at)
-VALUES ('k1', 'calls', 1, '2025-11-02Z', '2000-01-01Z');
-SELECT ingested_at > '2000-01-01Z' AS ingested_at_overridden FROM metering.events WHERE occurred_at = '2025-11-02Z';
+VALUES ('k1', 'calls', 1, '2025-11-03Z', '2000-01-01Z');
+SELECT occurred_at, due_at, ingested_at = '2000-01-01Z' AS ingested_at_kept
+FROM metering.events WHERE occurred_at IN ('2025-11-02Z', '2025-11-03Z') ORDER BY occurred_at;
 INSERT INTO metering.events (event_id, customer_id, meter, value, occurred_at) VALUES (1, 'k1', 'calls', 1, now());

@@ -13,6 +13,7 @@ namespace sqlstate {
 inline constexpr const char* kNullValue = "22004";          // null_value_not_allowed
 inline constexpr const char* kInvalidParameter = "22023";   // invalid_parameter_value
 inline constexpr const char* kDuplicateObject = "42710";    // duplicate_object
+inline constexpr const char* kInsufficientPrivilege = "42501";  // insufficient_privilege
 inline constexpr const char* kFeatureNotSupported = "0A000";
 inline constexpr const char* kInvalidTextRepresentation = "22P02";
 inline constexpr const char* kInvalidBinaryRepresentation = "22P03";

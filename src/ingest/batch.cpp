@@ -12,6 +12,7 @@ extern "C" {
 
 #include <string>
 
+#include "core/input_syntax.hpp"
 #include "pg/guard.hpp"
 
 using metering::core::Error;
@@ -67,24 +68,12 @@ text* string_member(JsonbContainer* obj, const char* key, bool required)
     return cstring_to_text_with_len(v->val.string.val, v->val.string.len);
 }
 
-// Runs a type input function; false when the text does not parse.
-bool parse_input(PGFunction input, const char* text_value, Datum* out)
+// Runs a type input function on text the core has checked (input_syntax.hpp),
+// so that an error it raises is a real one and propagates.
+Datum parse_checked(PGFunction input, const char* checked_text)
 {
-    bool ok = true;
-    MemoryContext caller = CurrentMemoryContext;
-    PG_TRY();
-    {
-        *out = DirectFunctionCall3(input, CStringGetDatum(text_value), ObjectIdGetDatum(InvalidOid),
-                                   Int32GetDatum(-1));
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(caller);
-        FlushErrorState();
-        ok = false;
-    }
-    PG_END_TRY();
-    return ok;
+    return DirectFunctionCall3(input, CStringGetDatum(checked_text), ObjectIdGetDatum(InvalidOid),
+                               Int32GetDatum(-1));
 }
 
 Numeric numeric_member(JsonbContainer* obj, const char* key)
@@ -96,12 +85,11 @@ Numeric numeric_member(JsonbContainer* obj, const char* key)
         return v->val.numeric;
     if (v->type != jbvString)
         throw_type(key, "number", v);
-    char* s = pnstrdup(v->val.string.val, v->val.string.len);
-    Datum parsed;
-    if (!parse_input(numeric_in, s, &parsed))
+    const std::string_view s(v->val.string.val, v->val.string.len);
+    if (!metering::core::is_numeric_text(s))
         throw Error(sqlstate::kNonFiniteValue,
                     std::string(key) + " " + metering::core::quoted(s) + " is not a number");
-    return DatumGetNumeric(parsed);
+    return DatumGetNumeric(parse_checked(numeric_in, pnstrdup(s.data(), s.size())));
 }
 
 bool timestamp_member(JsonbContainer* obj, const char* key, TimestampTz* out)
@@ -111,13 +99,12 @@ bool timestamp_member(JsonbContainer* obj, const char* key, TimestampTz* out)
         return false;
     if (v->type != jbvString)
         throw_type(key, "string (ISO 8601 timestamp)", v);
-    char* s = pnstrdup(v->val.string.val, v->val.string.len);
-    Datum parsed;
-    if (!parse_input(timestamptz_in, s, &parsed))
+    const std::string_view s(v->val.string.val, v->val.string.len);
+    if (!metering::core::is_iso_timestamp_text(s))
         throw Error(sqlstate::kBadBatch,
                     std::string(key) + " " + metering::core::quoted(s) + " is not a timestamp", {},
                     "Use ISO 8601 with an offset, e.g. 2026-11-21T10:00:00Z.");
-    *out = DatumGetTimestampTz(parsed);
+    *out = DatumGetTimestampTz(parse_checked(timestamptz_in, pnstrdup(s.data(), s.size())));
     return true;
 }
 

@@ -25,6 +25,7 @@ extern "C" {
 
 #include <string>
 
+#include "core/input_syntax.hpp"
 #include "core/payload.hpp"
 #include "pg/datum.hpp"
 #include "pg/guard.hpp"
@@ -39,8 +40,15 @@ int max_future_skew_seconds = 300;
 // ---------------------------------------------------------------------------
 // Caches of customers that exist and of meters' rules. Positive entries only;
 // both are dropped when a (sub)transaction aborts (an entry may have come from
-// a row it created) and on relcache invalidation of the catalog tables.
-// Customers are never deleted and meters never change (triggers refuse it).
+// a row it created), on relcache invalidation of the catalog tables and when
+// one is full. Customers are never deleted and meters never change (triggers
+// refuse it).
+//
+// Those events only mark the caches stale; they are freed at the start of the
+// next lookup. An invalidation arrives whenever a relation is opened (a probe,
+// detoasting a meter's filter), so freeing them there would pull an entry from
+// under a lookup still filling it or a caller still reading it. An entry stays
+// valid until the next lookup of a customer or meter.
 // ---------------------------------------------------------------------------
 
 struct CacheEntry {
@@ -92,6 +100,9 @@ void forget_customer_misses()
 
 void forget_recent_meters();
 
+bool caches_stale = false;
+
+// Frees both caches. Only at the start of a lookup (see above).
 void reset_caches()
 {
     customer_cache = Cache{};
@@ -101,6 +112,13 @@ void reset_caches()
     pg::forget_relation_oids();
     if (cache_context)
         MemoryContextReset(cache_context);
+    caches_stale = false;
+}
+
+void reset_caches_if_stale()
+{
+    if (caches_stale)
+        reset_caches();
 }
 
 void on_xact(XactEvent event, void*)
@@ -108,7 +126,7 @@ void on_xact(XactEvent event, void*)
     if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
         require_import_flushed();
     if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-        reset_caches();
+        caches_stale = true;
     if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_COMMIT ||
         event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PREPARE)
         reset_import_buffer();  // its memory went with the transaction's
@@ -117,7 +135,7 @@ void on_xact(XactEvent event, void*)
 void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*)
 {
     if (event == SUBXACT_EVENT_ABORT_SUB) {
-        reset_caches();
+        caches_stale = true;
         reset_import_buffer();
     }
 }
@@ -130,8 +148,11 @@ void on_relcache(Datum, Oid relid)
     // that probes the index. Other relations' invalidations (autovacuum's
     // statistics of any table, DDL elsewhere) leave the caches alone, so that a
     // preloaded customer cache is not read again and again during a load.
-    if (pg::concerns_cached_relation(relid))
-        reset_caches();
+    // The OIDs are plain numbers that nothing points into: forget them now.
+    if (pg::concerns_cached_relation(relid)) {
+        pg::forget_relation_oids();
+        caches_stale = true;
+    }
 }
 
 uint64 text_hash(const text* t)
@@ -190,11 +211,11 @@ void reserve(Cache& cache)
 }
 
 // A new entry for key, which the cache does not hold. Past kMaxCacheEntries
-// entries in either cache, both start over.
+// entries in either cache, both start over at the next lookup.
 CacheEntry* cache_add(Cache& cache, const text* key)
 {
     if (cache.count >= kMaxCacheEntries)
-        reset_caches();
+        caches_stale = true;
     reserve(cache);
     auto* entry = static_cast<CacheEntry*>(MemoryContextAllocZero(cache_context, sizeof(CacheEntry)));
     entry->key_len = VARSIZE_ANY_EXHDR(key);
@@ -261,6 +282,7 @@ bool maybe_preload_customers()
 
 bool customer_exists(const text* customer_id)
 {
+    reset_caches_if_stale();
     if (cache_find(customer_cache, customer_id))
         return true;
     if (maybe_preload_customers() && cache_find(customer_cache, customer_id))
@@ -286,8 +308,10 @@ constexpr int kRecentMeters = 4;
 const CacheEntry* recent_meters[kRecentMeters];
 int recent_next = 0;
 
+// The rules of a meter, nullptr when there is none. Valid until the next lookup.
 const CacheEntry* find_meter(const text* code)
 {
+    reset_caches_if_stale();
     const char* data = VARDATA_ANY(code);
     const int len = VARSIZE_ANY_EXHDR(code);
     for (const CacheEntry* recent : recent_meters)
@@ -304,22 +328,28 @@ const CacheEntry* find_meter(const text* code)
                     AccessShareLock);
     CacheEntry* entry = nullptr;
     if (pg::probe_next(probe)) {
+        // Everything is read (and detoasted) before the entry is added, so that
+        // no entry is ever half-filled.
         TupleTableSlot* row = probe.slot;
         bool isnull;
         char* kind = TextDatumGetCString(slot_getattr(row, kAggregation, &isnull));
         bool allow_negative = DatumGetBool(slot_getattr(row, kAllowNegative, &isnull));
         auto parsed = core::parse_aggregation(kind);
-        entry = cache_add(meter_cache, code);
-        entry->meter = MeterInfo{parsed ? *parsed : core::Aggregation::custom, allow_negative};
+        char* value_property = nullptr;
         Datum property = slot_getattr(row, kValueProperty, &isnull);
         if (!isnull)
-            entry->value_property = MemoryContextStrdup(cache_context, TextDatumGetCString(property));
-        Datum filter = slot_getattr(row, kFilter, &isnull);
+            value_property = MemoryContextStrdup(cache_context, TextDatumGetCString(property));
+        Jsonb* filter = nullptr;
+        Datum stored_filter = slot_getattr(row, kFilter, &isnull);
         if (!isnull) {
-            Jsonb* f = DatumGetJsonbP(filter);
-            entry->filter = static_cast<Jsonb*>(MemoryContextAlloc(cache_context, VARSIZE(f)));
-            memcpy(entry->filter, f, VARSIZE(f));
+            Jsonb* f = DatumGetJsonbP(stored_filter);
+            filter = static_cast<Jsonb*>(MemoryContextAlloc(cache_context, VARSIZE(f)));
+            memcpy(filter, f, VARSIZE(f));
         }
+        entry = cache_add(meter_cache, code);
+        entry->meter = MeterInfo{parsed ? *parsed : core::Aggregation::custom, allow_negative};
+        entry->value_property = value_property;
+        entry->filter = filter;
     }
     pg::probe_end(probe, AccessShareLock);
     return entry;
@@ -337,7 +367,24 @@ void check_value(const char* field, Numeric value, const MeterInfo& meter, const
                       [&] { return pg::numeric_text(value); });
 }
 
+// The number in a property: a JSON number, or a string that numeric_in takes
+// (checked first, so that an error it raises is a real one and propagates);
+// nullptr when it is neither.
+Numeric property_number(const JsonbValue* found)
+{
+    if (found->type == jbvNumeric)
+        return found->val.numeric;
+    if (found->type != jbvString)
+        return nullptr;
+    const std::string_view s(found->val.string.val, found->val.string.len);
+    if (!core::is_numeric_text(s))
+        return nullptr;
+    return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(pnstrdup(s.data(), s.size())),
+                                               ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+}
+
 // The number a meter with value_property aggregates must be in the event.
+// No C++ object lives across the Postgres calls here (field is palloc'd).
 void check_value_property(const Event& ev, const CacheEntry& meter)
 {
     using core::Aggregation;
@@ -352,42 +399,20 @@ void check_value_property(const Event& ev, const CacheEntry& meter)
     JsonbValue* found = nullptr;
     if (ev.properties)
         found = getKeyJsonValueFromContainer(&ev.properties->root, key, strlen(key), nullptr);
-    const std::string field = std::string("properties.") + key;
+    const char* field = psprintf("properties.%s", key);
     if (found == nullptr || found->type == jbvNull)
         throw core::Error(core::sqlstate::kNullValue,
-                          field + " is missing; meter " + core::quoted(view(ev.meter)) + " aggregates it",
+                          std::string(field) + " is missing; meter " + core::quoted(view(ev.meter)) +
+                              " aggregates it",
                           {}, "Add the property to the event, or use another meter.");
     if (kind == Aggregation::unique_count)
         return;
-    Numeric number = nullptr;
-    if (found->type == jbvNumeric) {
-        number = found->val.numeric;
-    } else if (found->type == jbvString) {
-        std::string s(found->val.string.val, found->val.string.len);
-        Datum parsed = 0;
-        bool ok = pg::pg_safe([&] {
-            bool parsed_ok = true;
-            PG_TRY();
-            {
-                parsed = DirectFunctionCall3(numeric_in, CStringGetDatum(s.c_str()),
-                                             ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-            }
-            PG_CATCH();
-            {
-                FlushErrorState();
-                parsed_ok = false;
-            }
-            PG_END_TRY();
-            return parsed_ok;
-        });
-        if (ok)
-            number = DatumGetNumeric(parsed);
-    }
+    Numeric number = property_number(found);
     if (number == nullptr)
         throw core::Error(core::sqlstate::kNonFiniteValue,
-                          field + " is not a number; meter " + core::quoted(view(ev.meter)) +
+                          std::string(field) + " is not a number; meter " + core::quoted(view(ev.meter)) +
                               " aggregates it");
-    check_value(field.c_str(), number, meter.meter, ev.meter);
+    check_value(field, number, meter.meter, ev.meter);
 }
 
 [[noreturn]] void throw_not_a_counter(const text* meter)
@@ -397,9 +422,20 @@ void check_value_property(const Event& ev, const CacheEntry& meter)
                       "Counter operations need a meter created with aggregation 'counter'.");
 }
 
+[[noreturn]] void throw_op_not_for_meter(const Event& ev)
+{
+    const char* op = ev.op == CounterOp::set ? "set" : "increment";
+    throw core::Error(core::sqlstate::kCounterMisuse,
+                      std::string(ev.op_field) + " " + core::quoted(op) + " is only for counters; meter " +
+                          core::quoted(view(ev.meter)) + " is not a counter",
+                      {}, "Leave op NULL for events of other meters.");
+}
+
 void check_counter_rules(Event& ev, const MeterInfo& meter)
 {
     const bool is_counter = meter.kind == core::Aggregation::counter;
+    if (!is_counter && ev.op != CounterOp::none && ev.op_field)
+        throw_op_not_for_meter(ev);
     if (!is_counter && ev.op != CounterOp::none)
         throw_not_a_counter(ev.meter);
     if (!is_counter)
@@ -443,7 +479,6 @@ void init_module()
         "How far in the future an event's occurred_at may be.",
         "Events further ahead are rejected: usually a sender's clock is wrong.",
         &max_future_skew_seconds, 300, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
-    MarkGUCPrefixReserved("metering");
     cache_context = AllocSetContextCreate(TopMemoryContext, "metering caches", ALLOCSET_DEFAULT_SIZES);
     RegisterXactCallback(on_xact, nullptr);
     RegisterSubXactCallback(on_subxact, nullptr);

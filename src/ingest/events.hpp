@@ -34,6 +34,9 @@ struct Event {
     // Argument names for messages: counter functions call them "by"/"value" and "at".
     const char* value_field;  // nullptr: "value"
     const char* time_field;   // nullptr: "occurred_at"
+    // The row's own op column (COPY into events), named in the message when the
+    // meter is not a counter; nullptr: the operation is the function's.
+    const char* op_field;
 };
 
 struct MeterInfo {

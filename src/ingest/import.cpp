@@ -18,10 +18,19 @@
 // - Scans return no rows; everything that would need stored rows is refused.
 //
 // COPY reports every row it read; an error anywhere aborts the statement.
+//
+// Access methods have no privileges: any role can create a table USING
+// metering_import. So the access method serves metering.events_import alone:
+// creating any other table with it is refused, every callback checks its
+// relation again (a table made before that check, or by pg_upgrade, must not
+// reach the store), and each statement checks the column types, the CHECK
+// constraint and the role's INSERT right before a row is stored.
 #include "ingest/events.hpp"
 
 extern "C" {
 #include "access/multixact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/storage.h"
@@ -36,6 +45,7 @@ extern "C" {
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -55,6 +65,64 @@ constexpr const char* kCheckName = "events_import_valid";
 enum Column { kCustomer, kMeter, kValue, kOccurred, kDue, kKey, kProperties, kColumns };
 constexpr const char* kNames[kColumns] = {"customer_id", "meter", "value", "occurred_at",
                                           "due_at", "idempotency_key", "properties"};
+// The types the store reads the columns as (a Datum of another type would crash it).
+constexpr Oid kTypes[kColumns] = {TEXTOID, TEXTOID, NUMERICOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, JSONBOID};
+
+// --- the one relation served ---------------------------------------------------
+
+bool in_metering_named(Relation rel, const char* name)
+{
+    const Oid ns = get_namespace_oid("metering", true);
+    return OidIsValid(ns) && RelationGetNamespace(rel) == ns && strcmp(RelationGetRelationName(rel), name) == 0;
+}
+
+bool is_events_import(Relation rel)
+{
+    const Oid relid = metering::pg::relation_oid_if_exists(metering::pg::Rel::events_import);
+    return OidIsValid(relid) && RelationGetRelid(rel) == relid;
+}
+
+// events_import, or the relation that a rewrite of it (VACUUM FULL, CLUSTER,
+// ALTER TABLE) fills and swaps in: make_new_heap names it pg_temp_<OID of the
+// table>, in the table's schema.
+bool is_events_import_or_rewrite(Relation rel)
+{
+    const Oid relid = metering::pg::relation_oid_if_exists(metering::pg::Rel::events_import);
+    if (!OidIsValid(relid))
+        return false;
+    char rewrite[NAMEDATALEN];
+    snprintf(rewrite, sizeof(rewrite), "pg_temp_%u", relid);
+    return RelationGetRelid(rel) == relid || in_metering_named(rel, rewrite);
+}
+
+// CREATE EXTENSION creating events_import (not in the catalog yet).
+bool is_events_import_being_created(Relation rel)
+{
+    return !OidIsValid(metering::pg::relation_oid_if_exists(metering::pg::Rel::events_import)) &&
+           in_metering_named(rel, "events_import");
+}
+
+[[noreturn]] void refuse_relation(Relation rel)
+{
+    ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                    errmsg("table access method metering_import serves only metering.events_import"),
+                    errdetail("Table \"%s\" cannot use it.", RelationGetRelationName(rel)),
+                    errhint("Load events with COPY metering.events_import or metering.ingest_batch.")));
+}
+
+// Callbacks that also run for the relation a rewrite fills.
+void require_served(Relation rel)
+{
+    if (!is_events_import_or_rewrite(rel))
+        refuse_relation(rel);
+}
+
+// Callbacks that store rows: events_import itself.
+void require_events_import(Relation rel)
+{
+    if (!is_events_import(rel))
+        refuse_relation(rel);
+}
 
 // The running statement. The struct lives in the transaction's context; rows
 // that INSERT hands over are copied into a child context reset at every flush.
@@ -70,8 +138,25 @@ struct Statement {
 
 Statement* statement = nullptr;
 
-// Positions of the columns, and the CHECK constraint that validated every row:
-// without it rows would reach the store unchecked.
+void require_insert_privilege();
+
+// The CHECK constraint that validates every row calls metering._import_check.
+bool is_import_check(const ConstrCheck& check)
+{
+    if (strcmp(check.ccname, kCheckName) != 0)
+        return false;
+    Node* expr = static_cast<Node*>(stringToNode(check.ccbin));
+    if (!IsA(expr, FuncExpr))
+        return false;
+    const Oid fn = castNode(FuncExpr, expr)->funcid;
+    const char* name = get_func_name(fn);
+    return name && strcmp(name, "_import_check") == 0 &&
+           get_func_namespace(fn) == get_namespace_oid("metering", false);
+}
+
+// Positions and types of the columns (ALTER TABLE may have changed them), and
+// the CHECK constraint that validated every row: without it rows would reach
+// the store unchecked.
 void inspect_relation(Statement* st, Relation rel)
 {
     TupleDesc desc = RelationGetDescr(rel);
@@ -79,20 +164,31 @@ void inspect_relation(Statement* st, Relation rel)
         int attnum = SPI_fnumber(desc, kNames[c]);
         if (attnum <= 0)
             elog(ERROR, "metering: events_import has no column %s", kNames[c]);
+        const Oid type = TupleDescAttr(desc, attnum - 1)->atttypid;
+        if (type != kTypes[c])
+            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                            errmsg("column %s of metering.events_import has type %s, not %s", kNames[c],
+                                   format_type_be(type), format_type_be(kTypes[c])),
+                            errhint("Reinstall the extension metering.")));
         st->attnum[c] = attnum - 1;
     }
     bool checked = false;
     if (desc->constr)
         for (int i = 0; i < desc->constr->num_check; i++)
-            checked |= strcmp(desc->constr->check[i].ccname, kCheckName) == 0;
+            checked |= is_import_check(desc->constr->check[i]);
     if (!checked)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("metering.events_import has lost its constraint %s", kCheckName),
                         errhint("Reinstall the extension metering.")));
 }
 
+// The statement storing rows into rel, opened at its first row. Every call
+// checks the relation and the role's right (cheap: the answer is kept per
+// command); the first also checks the table's shape.
 Statement* open_statement(Relation rel)
 {
+    require_events_import(rel);
+    require_insert_privilege();
     if (statement == nullptr) {
         auto* st = static_cast<Statement*>(MemoryContextAllocZero(TopTransactionContext, sizeof(Statement)));
         st->rows = AllocSetContextCreate(TopTransactionContext, "metering import", ALLOCSET_DEFAULT_SIZES);
@@ -215,11 +311,16 @@ void insert_rows(Relation rel, TupleTableSlot** slots, int nslots)
                     errhint("Read and change events in metering.events.")));
 }
 
-const TupleTableSlotOps* am_slot_callbacks(Relation) { return &TTSOpsVirtual; }
+const TupleTableSlotOps* am_slot_callbacks(Relation rel)
+{
+    require_served(rel);
+    return &TTSOpsVirtual;
+}
 
 TableScanDesc am_scan_begin(Relation rel, Snapshot snapshot, int nkeys, ScanKeyData*,
                             ParallelTableScanDesc pscan, uint32 flags)
 {
+    require_served(rel);
     auto* scan = static_cast<TableScanDesc>(palloc0(sizeof(TableScanDescData)));
     scan->rs_rd = rel;
     scan->rs_snapshot = snapshot;
@@ -246,10 +347,15 @@ bool am_scan_getnextslot(TableScanDesc, ScanDirection, TupleTableSlot* slot)
 
 void am_scan_set_tidrange(TableScanDesc, ItemPointer, ItemPointer) {}
 
-Size am_parallelscan_estimate(Relation) { return sizeof(ParallelTableScanDescData); }
+Size am_parallelscan_estimate(Relation rel)
+{
+    require_served(rel);
+    return sizeof(ParallelTableScanDescData);
+}
 
 Size am_parallelscan_initialize(Relation rel, ParallelTableScanDesc pscan)
 {
+    require_served(rel);
     pscan->phs_relid = RelationGetRelid(rel);
     pscan->phs_syncscan = false;
     pscan->phs_snapshot_any = false;
@@ -260,6 +366,7 @@ void am_parallelscan_reinitialize(Relation, ParallelTableScanDesc) {}
 
 IndexFetchTableData* am_index_fetch_begin(Relation rel)
 {
+    require_served(rel);
     auto* fetch = static_cast<IndexFetchTableData*>(palloc0(sizeof(IndexFetchTableData)));
     fetch->rel = rel;
     return fetch;
@@ -277,10 +384,18 @@ bool am_index_fetch_tuple(IndexFetchTableData*, ItemPointer, Snapshot, TupleTabl
     return false;
 }
 
-bool am_tuple_fetch_row_version(Relation, ItemPointer, Snapshot, TupleTableSlot*) { return false; }
+bool am_tuple_fetch_row_version(Relation rel, ItemPointer, Snapshot, TupleTableSlot*)
+{
+    require_served(rel);
+    return false;
+}
 bool am_tuple_tid_valid(TableScanDesc, ItemPointer) { return false; }
 void am_tuple_get_latest_tid(TableScanDesc, ItemPointer) {}
-bool am_tuple_satisfies_snapshot(Relation, TupleTableSlot*, Snapshot) { return false; }
+bool am_tuple_satisfies_snapshot(Relation rel, TupleTableSlot*, Snapshot)
+{
+    require_served(rel);
+    return false;
+}
 
 TransactionId am_index_delete_tuples(Relation, TM_IndexDeleteOp*) { refuse("indexes"); }
 
@@ -318,13 +433,17 @@ TM_Result am_tuple_lock(Relation, ItemPointer, Snapshot, TupleTableSlot*, Comman
     refuse("row locks");
 }
 
-void am_finish_bulk_insert(Relation, int) {}
+void am_finish_bulk_insert(Relation rel, int) { require_served(rel); }
 
 // An empty relation file, as heap makes one: the rest of Postgres (size
 // functions, DROP, TRUNCATE, ALTER TABLE SET TABLESPACE) finds what it expects.
+// Also where CREATE TABLE ... USING metering_import and ALTER TABLE ... SET
+// ACCESS METHOD metering_import end for any table but events_import.
 void am_relation_set_new_filenode(Relation rel, const RelFileNode* newrnode, char persistence,
                                   TransactionId* freezeXid, MultiXactId* minmulti)
 {
+    if (!is_events_import_or_rewrite(rel) && !is_events_import_being_created(rel))
+        refuse_relation(rel);
     *freezeXid = InvalidTransactionId;  // no rows, so no transaction ids to freeze
     *minmulti = InvalidMultiXactId;
     SMgrRelation srel = RelationCreateStorage(*newrnode, persistence, true);
@@ -336,19 +455,22 @@ void am_relation_set_new_filenode(Relation rel, const RelFileNode* newrnode, cha
     smgrclose(srel);
 }
 
-void am_relation_nontransactional_truncate(Relation) {}
+void am_relation_nontransactional_truncate(Relation rel) { require_served(rel); }
 
 void am_relation_copy_data(Relation rel, const RelFileNode* newrnode)
 {
+    require_served(rel);
     SMgrRelation dst = RelationCreateStorage(*newrnode, rel->rd_rel->relpersistence, true);
     smgrclose(dst);
     RelationDropStorage(rel);
 }
 
-void am_relation_copy_for_cluster(Relation, Relation, Relation, bool, TransactionId, TransactionId* xid_cutoff,
-                                  MultiXactId* multi_cutoff, double* num_tuples, double* tups_vacuumed,
-                                  double* tups_recently_dead)
+void am_relation_copy_for_cluster(Relation old_rel, Relation new_rel, Relation, bool, TransactionId,
+                                  TransactionId* xid_cutoff, MultiXactId* multi_cutoff, double* num_tuples,
+                                  double* tups_vacuumed, double* tups_recently_dead)
 {
+    require_served(old_rel);
+    require_served(new_rel);
     *xid_cutoff = InvalidTransactionId;
     *multi_cutoff = InvalidMultiXactId;
     *num_tuples = 0;
@@ -356,7 +478,7 @@ void am_relation_copy_for_cluster(Relation, Relation, Relation, bool, Transactio
     *tups_recently_dead = 0;
 }
 
-void am_relation_vacuum(Relation, VacuumParams*, BufferAccessStrategy) {}
+void am_relation_vacuum(Relation rel, VacuumParams*, BufferAccessStrategy) { require_served(rel); }
 
 bool am_scan_analyze_next_block(TableScanDesc, BlockNumber, BufferAccessStrategy) { return false; }
 
@@ -370,14 +492,29 @@ double am_index_build_range_scan(Relation, Relation, IndexInfo*, bool, bool, boo
 
 void am_index_validate_scan(Relation, Relation, IndexInfo*, Snapshot, ValidateIndexState*) { refuse("indexes"); }
 
-uint64 am_relation_size(Relation, ForkNumber) { return 0; }
-bool am_relation_needs_toast_table(Relation) { return false; }
-Oid am_relation_toast_am(Relation) { return InvalidOid; }
+uint64 am_relation_size(Relation rel, ForkNumber)
+{
+    require_served(rel);
+    return 0;
+}
+
+bool am_relation_needs_toast_table(Relation rel)
+{
+    require_served(rel);
+    return false;
+}
+
+Oid am_relation_toast_am(Relation rel)
+{
+    require_served(rel);
+    return InvalidOid;
+}
 
 void am_relation_fetch_toast_slice(Relation, Oid, int32, int32, int32, varlena*) { refuse("TOAST"); }
 
-void am_relation_estimate_size(Relation, int32*, BlockNumber* pages, double* tuples, double* allvisfrac)
+void am_relation_estimate_size(Relation rel, int32*, BlockNumber* pages, double* tuples, double* allvisfrac)
 {
+    require_served(rel);
     *pages = 0;
     *tuples = 0;
     *allvisfrac = 0;
@@ -535,6 +672,7 @@ Datum metering_import_flush(PG_FUNCTION_ARGS)
     if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
         !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
         elog(ERROR, "metering_import_flush: not an AFTER statement trigger");
+    require_events_import(td->tg_relation);
     return metering::pg::guarded([&] {
         flush(statement);
         close_statement();  // the next statement starts its own buffer and count

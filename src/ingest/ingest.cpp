@@ -1,10 +1,12 @@
 // SQL entry points of single-event ingest and counters.
 #include "ingest/events.hpp"
+#include "rollup/worker.hpp"
 
 extern "C" {
 #include "access/xact.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 }
 
 #include "pg/guard.hpp"
@@ -74,8 +76,13 @@ PG_MODULE_MAGIC;
 void _PG_init(void);
 void _PG_init(void)
 {
+    metering::rollup::define_settings();
     metering::ingest::init_module();
     metering::invoice::init_module();
+    metering::rollup::register_workers();
+    // Last: reserving the prefix drops every metering.* setting not defined by
+    // now (from postgresql.conf, ALTER DATABASE/ROLE, an early SET) with a warning.
+    MarkGUCPrefixReserved("metering");
 }
 
 PG_FUNCTION_INFO_V1(metering_ingest);

@@ -33,10 +33,11 @@ namespace metering::ingest {
 
 namespace {
 
-enum Column { kEventId, kCustomer, kMeter, kValue, kOccurred, kDue, kIngested, kKey, kProperties, kOp, kColumns };
+enum Column { kEventId, kCustomer, kMeter, kValue, kOccurred, kDue, kIngested, kKey, kProperties, kOp, kTxid, kColumns };
 constexpr const char* kColumnNames[kColumns] = {"event_id", "customer_id", "meter",
                                                 "value", "occurred_at", "due_at",
-                                                "ingested_at", "idempotency_key", "properties", "op"};
+                                                "ingested_at", "idempotency_key", "properties", "op",
+                                                "txid"};
 // Rows handed to table_multi_insert at a time (COPY uses 1,000 too).
 constexpr int kChunk = 1000;
 
@@ -51,7 +52,8 @@ void column_numbers(Relation rel, AttrNumber* att)
             if (!attr->attisdropped && strcmp(NameStr(attr->attname), kColumnNames[c]) == 0)
                 att[c] = attr->attnum;
         }
-        if (att[c] == InvalidAttrNumber)
+        // txid came with 0.2.0: a database still on 0.1.0's schema ingests without it
+        if (att[c] == InvalidAttrNumber && c != kTxid)
             elog(ERROR, "metering: column metering.events.%s is missing", kColumnNames[c]);
     }
 }
@@ -156,6 +158,7 @@ struct Store {
     AttrNumber att[kColumns];
     Oid sequence;
     Datum ingested_at;
+    Datum txid;        // the top-level transaction, as txid_current() gives it (rollups)
     Datum op_text[3];  // by CounterOp
 };
 
@@ -180,6 +183,7 @@ void open_store(Store& s)
     column_numbers(s.rel, s.att);
     s.sequence = pg::relation_oid(pg::Rel::events_event_id_seq);
     s.ingested_at = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+    s.txid = Int64GetDatum(static_cast<int64>(U64FromFullTransactionId(GetTopFullTransactionId())));
     s.op_text[static_cast<int>(CounterOp::none)] = (Datum) 0;
     s.op_text[static_cast<int>(CounterOp::increment)] = CStringGetTextDatum("increment");
     s.op_text[static_cast<int>(CounterOp::set)] = CStringGetTextDatum("set");
@@ -210,6 +214,8 @@ void fill_slot(const Store& s, TupleTableSlot* slot, const Event& ev, int64 id)
     set(kOccurred, TimestampTzGetDatum(ev.occurred_at));
     set(kDue, TimestampTzGetDatum(ev.due_at));
     set(kIngested, s.ingested_at);
+    if (s.att[kTxid] != InvalidAttrNumber)
+        set(kTxid, s.txid);
     if (ev.idempotency_key)
         set(kKey, PointerGetDatum(ev.idempotency_key));
     set(kProperties, JsonbPGetDatum(ev.properties ? ev.properties : empty_object()));

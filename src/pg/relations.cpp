@@ -25,15 +25,22 @@ Oid oids[static_cast<int>(Rel::kCount)];
 
 }  // namespace
 
-Oid relation_oid(Rel which)
+Oid relation_oid_if_exists(Rel which)
 {
     Oid& oid = oids[static_cast<int>(which)];
     if (!OidIsValid(oid)) {
-        Oid ns = get_namespace_oid("metering", false);
-        oid = get_relname_relid(kNames[static_cast<int>(which)], ns);
-        if (!OidIsValid(oid))
-            elog(ERROR, "metering: relation metering.%s is missing", kNames[static_cast<int>(which)]);
+        Oid ns = get_namespace_oid("metering", true);
+        if (OidIsValid(ns))
+            oid = get_relname_relid(kNames[static_cast<int>(which)], ns);
     }
+    return oid;
+}
+
+Oid relation_oid(Rel which)
+{
+    Oid oid = relation_oid_if_exists(which);
+    if (!OidIsValid(oid))
+        elog(ERROR, "metering: relation metering.%s is missing", kNames[static_cast<int>(which)]);
     return oid;
 }
 

@@ -18,6 +18,8 @@ enum class Rel { customers, customers_pkey, meters, meters_pkey, events, events_
 
 // OID of one of metering's relations; raises an error when the extension is missing.
 Oid relation_oid(Rel which);
+// The same, InvalidOid when the relation does not exist (yet).
+Oid relation_oid_if_exists(Rel which);
 // Forgets the cached OIDs (on relcache invalidation: DROP EXTENSION may have run).
 void forget_relation_oids();
 // Whether an invalidation of relid (InvalidOid: of every relation) concerns a

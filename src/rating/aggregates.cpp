@@ -710,35 +710,55 @@ Datum line_combine(FunctionCallInfo fcinfo)
 }
 
 // bytea: the kind (1 byte), then the core's serialized state.
+std::string serialized_line(LineState& line)
+{
+    std::string bytes(1, char(static_cast<std::int32_t>(line.kind)));
+    with_state_type(line.kind, [&](auto type) { bytes += line.as<typename decltype(type)::type>().serialized(); });
+    return bytes;
+}
+
+LineState* parsed_line(std::string_view bytes, MemoryContext context)
+{
+    if (bytes.empty())
+        throw core::Error(core::sqlstate::kInvalidBinaryRepresentation, "empty line state");
+    LineState* line = new_line_state(context, line_kind(static_cast<unsigned char>(bytes[0])));
+    bytes.remove_prefix(1);
+    with_state_type(line->kind, [&](auto type) { line->as<typename decltype(type)::type>().parse(bytes); });
+    return line;
+}
+
 Datum line_serialize(FunctionCallInfo fcinfo)
 {
     line_aggregate_context(fcinfo);
-    auto* line = reinterpret_cast<LineState*>(PG_GETARG_POINTER(0));
-    std::string bytes(1, char(static_cast<std::int32_t>(line->kind)));
-    with_state_type(line->kind, [&](auto type) { bytes += line->as<typename decltype(type)::type>().serialized(); });
-    return bytes_datum(bytes);
+    return bytes_datum(serialized_line(*reinterpret_cast<LineState*>(PG_GETARG_POINTER(0))));
 }
 
 Datum line_deserialize(FunctionCallInfo fcinfo)
 {
     line_aggregate_context(fcinfo);
-    std::string_view bytes = state_bytes(PG_GETARG_DATUM(0));
-    if (bytes.empty())
-        throw core::Error(core::sqlstate::kInvalidBinaryRepresentation, "empty line state");
-    LineState* line = new_line_state(CurrentMemoryContext, line_kind(static_cast<unsigned char>(bytes[0])));
-    bytes.remove_prefix(1);
-    with_state_type(line->kind, [&](auto type) { line->as<typename decltype(type)::type>().parse(bytes); });
+    PG_RETURN_POINTER(parsed_line(state_bytes(PG_GETARG_DATUM(0)), CurrentMemoryContext));
+}
+
+// Transition of the aggregates over serialized line states (the rollups):
+// each row's state is merged into the group's.
+Datum line_merge_trans(FunctionCallInfo fcinfo)
+{
+    MemoryContext aggcontext = line_aggregate_context(fcinfo);
+    if (PG_ARGISNULL(1))
+        return unchanged_state(fcinfo);
+    LineState* other = parsed_line(state_bytes(PG_GETARG_DATUM(1)), aggcontext);
+    if (PG_ARGISNULL(0))
+        PG_RETURN_POINTER(other);
+    auto* line = reinterpret_cast<LineState*>(PG_GETARG_POINTER(0));
+    merge_line(*line, *other);
     PG_RETURN_POINTER(line);
 }
 
 // count: the rows; sum, max, min: the value (NULL without one, as Postgres's);
 // unique_count: the number of values; latest: the value (NULL without one);
 // counter: the total. NULL when no row counted.
-Datum line_final(FunctionCallInfo fcinfo)
+Datum line_quantity(FunctionCallInfo fcinfo, const LineState* line)
 {
-    if (PG_ARGISNULL(0))
-        return null_datum(fcinfo);
-    const auto* line = reinterpret_cast<const LineState*>(PG_GETARG_POINTER(0));
     switch (line->kind) {
     case LineKind::count:
     case LineKind::sum:
@@ -757,6 +777,13 @@ Datum line_final(FunctionCallInfo fcinfo)
         return numeric_datum(line->as<agg::CounterState>().total());
     }
     return null_datum(fcinfo);
+}
+
+Datum line_final(FunctionCallInfo fcinfo)
+{
+    if (PG_ARGISNULL(0))
+        return null_datum(fcinfo);
+    return line_quantity(fcinfo, reinterpret_cast<const LineState*>(PG_GETARG_POINTER(0)));
 }
 
 }  // namespace
@@ -977,6 +1004,41 @@ PG_FUNCTION_INFO_V1(metering_line_quantity_final);
 Datum metering_line_quantity_final(PG_FUNCTION_ARGS)
 {
     return guarded([&] { return line_final(fcinfo); });
+}
+
+// --- serialized line states: the rollups (metering.usage_rollups.state) -----------------
+
+PG_FUNCTION_INFO_V1(metering_line_state_merge_trans);
+Datum metering_line_state_merge_trans(PG_FUNCTION_ARGS)
+{
+    return guarded([&] { return line_merge_trans(fcinfo); });
+}
+
+// metering._state_quantity(state bytea) -> numeric: the quantity of a serialized line state.
+PG_FUNCTION_INFO_V1(metering_line_state_quantity);
+Datum metering_line_state_quantity(PG_FUNCTION_ARGS)
+{
+    return guarded([&] {
+        return line_quantity(fcinfo, parsed_line(state_bytes(PG_GETARG_DATUM(0)), CurrentMemoryContext));
+    });
+}
+
+// metering._state_merge(a bytea, b bytea) -> bytea: two serialized line states of one
+// line as one (NULL is the empty state).
+PG_FUNCTION_INFO_V1(metering_line_state_merge);
+Datum metering_line_state_merge(PG_FUNCTION_ARGS)
+{
+    return guarded([&]() -> Datum {
+        if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) {
+            if (PG_ARGISNULL(0) && PG_ARGISNULL(1))
+                return null_datum(fcinfo);
+            return PG_ARGISNULL(0) ? PG_GETARG_DATUM(1) : PG_GETARG_DATUM(0);
+        }
+        LineState* a = parsed_line(state_bytes(PG_GETARG_DATUM(0)), CurrentMemoryContext);
+        LineState* b = parsed_line(state_bytes(PG_GETARG_DATUM(1)), CurrentMemoryContext);
+        merge_line(*a, *b);
+        return bytes_datum(serialized_line(*a));
+    });
 }
 
 }  // extern "C"

@@ -44,51 +44,35 @@ SELECT metering.add_charge('pro', 'api_calls',
            '{"model": "package", "package_size": 10, "package_price": 15, "free_units": 3}');
 
 -- Every customer on the plan from its local midnight of the month before (anchor the
--- same): periods are the local calendar months.
+-- same): periods are the local calendar months. Figure 5 (start_at_month set) starts
+-- them with the month, whose close it times.
+\if :{?start_at_month}
+SELECT count(metering.subscribe(c.customer_id, 'pro', p.month AT TIME ZONE c.timezone))
+FROM metering.customers c, bench_il.params p;
+\else
 SELECT count(metering.subscribe(c.customer_id, 'pro', (p.month - interval '1 month') AT TIME ZONE c.timezone))
 FROM metering.customers c, bench_il.params p;
+\endif
 
--- The events, generated set-based in arrival order (due_at ascending, as a live system
--- stores them). Customer k gets a share proportional to sqrt(k) - sqrt(k - 1): cust-1
--- about 1 %, cust-10000 about 0.005 %, so quantities span every tier. Meters rotate;
--- tokens 1..4,000, storage 1..500 GB, active_users 1 with {"user": "u1".."uN"} where
--- customer k has N = 1 + k % 30 users, every event {"region": ...}. No idempotency keys.
---
--- One INSERT ... SELECT through the BEFORE INSERT trigger, so every row is validated
--- as COPY's would be (the trigger costs under 1 us a row; most of the load is the
--- primary key's b-tree, which receives the rows in random key order as in production).
+-- The events (invoice_lines_events.sql), in one statement, or committed every :chunk rows.
+\ir invoice_lines_events.sql
 SELECT setseed(0.4242);
-INSERT INTO metering.events (customer_id, meter, value, occurred_at, due_at, properties)
-SELECT 'cust-' || g.customer, m.meter,
-       CASE m.k WHEN 1 THEN 1 + floor(g.r2 * 4000) WHEN 2 THEN 1 + floor(g.r2 * 500) ELSE 1 END,
-       g.at, g.at,
-       CASE m.k WHEN 3 THEN jsonb_build_object('region', m.region,
-                                               'user', 'u' || (1 + floor(g.r2 * (1 + g.customer % 30)))::int)
-                ELSE jsonb_build_object('region', m.region) END
-FROM bench_il.params p,
-     generate_series(1, :nevents + :nside) i,
-     -- (a LATERAL that references i, so that random() runs for every row)
-     LATERAL (SELECT 1 + floor(10000 * power(random(), 2))::int AS customer,
-                     random() AS r2,
-                     -- :nside / 2 events over the 5 days before the month, :nevents
-                     -- over the month, the rest over the 5 days after it; ascending in i
-                     CASE WHEN i <= :nside / 2
-                          THEN (p.month - interval '5 days') + (i - 1 + random()) / (:nside / 2) * interval '5 days'
-                          WHEN i <= :nside / 2 + :nevents
-                          THEN p.month + (i - :nside / 2 - 1 + random()) / :nevents
-                                         * ((p.month + interval '1 month') - p.month)
-                          ELSE (p.month + interval '1 month')
-                               + (i - :nside / 2 - :nevents - 1 + random()) / (:nside - :nside / 2) * interval '5 days'
-                     END AT TIME ZONE 'UTC' AS at) g,
-     LATERAL (SELECT i % 4 AS k,
-                     (ARRAY['api_calls', 'tokens', 'storage_gb', 'active_users'])[1 + i % 4] AS meter,
-                     (ARRAY['eu', 'us', 'ap'])[1 + i % 3] AS region) m;
+\if :{?chunk}
+\else
+    SELECT :nevents + :nside AS chunk \gset
+\endif
+CALL bench_il.load_events(:nevents, :nside, :chunk);
 
 -- The baseline: the same events in a plain table of the same columns, in the same
 -- physical order, with one index on (customer_id, meter, due_at) (the runs "without
 -- index" turn index scans off instead of keeping a second 1.3 GB copy); and each
 -- customer's periods of the three months, as a billing system keeps them, in a plain
 -- table (local calendar months: the same bounds as metering's periods).
+\if :{?no_plain}
+VACUUM (FREEZE, ANALYZE) metering.events, metering.customers, metering.subscriptions, metering.charges,
+    metering.meters, metering.plans;
+\quit
+\endif
 CREATE TABLE bench_il.plain_events (LIKE metering.events INCLUDING DEFAULTS);
 INSERT INTO bench_il.plain_events SELECT * FROM metering.events;
 CREATE INDEX plain_events_key ON bench_il.plain_events (customer_id, meter, due_at);

@@ -96,8 +96,9 @@ SELECT throws_ok($$DELETE FROM metering.invoice_items$$, 'MT017', NULL, 'invoice
 SELECT lives_ok($$SELECT metering.void_invoice((SELECT invoice_id FROM metering.invoices
                   WHERE customer_id = 'auto' AND period_start = '2025-03-01'), 'duplicate calls from a retry bug')$$,
     'void_invoice of March');
-SELECT is((SELECT count(*) FROM metering.billed_events b JOIN metering.invoices i USING (invoice_id)
-           WHERE i.status = 'void'), 0::bigint, 'a voided invoice keeps no billing marks');
+SELECT is((SELECT coalesce(sum(b.amount), 0) FROM metering.billed_lines b JOIN metering.subscriptions s USING (subscription_id)
+           WHERE s.customer_id = 'auto' AND b.period_start = '2025-03-01'), 0::numeric,
+    'a voided invoice bills nothing any more: March of auto is unbilled again');
 -- Correction by a new event: 10 calls were counted twice; a count meter takes no negative
 -- value, so the correction is to delete the 10 unbilled duplicates (admin function).
 SELECT metering.delete_unbilled_event('auto', e.event_id)
@@ -109,15 +110,23 @@ SELECT results_eq(
     $$SELECT status, total FROM metering.invoices WHERE customer_id = 'auto' AND period_start = '2025-03-01' ORDER BY invoice_id$$,
     $$VALUES ('void'::text, 21.00::numeric), ('issued', 20.00)$$,
     'March: the void invoice and its replacement');
-SELECT throws_ok($$SELECT metering.delete_unbilled_event('auto', (SELECT min(event_id) FROM metering.billed_events))$$,
+SELECT throws_ok($$SELECT metering.delete_unbilled_event('auto', (SELECT min(event_id) FROM metering.events))$$,
     'MT017', NULL, 'a billed event is never deleted');
 
--- Exactly once over the three months: every event of a charged meter has one mark.
-SELECT is((SELECT count(*) FROM metering.events e WHERE NOT EXISTS
-           (SELECT 1 FROM metering.billed_events b WHERE b.customer_id = e.customer_id AND b.event_id = e.event_id)),
-          0::bigint, 'no event is left unbilled once every period is closed');
-SELECT is((SELECT count(*) FROM metering.billed_events), (SELECT count(*) FROM metering.events),
-    'one billing mark per event');
+-- Exactly once over the three months: what the live invoices billed per period and
+-- charge is the period's whole quantity, and its amounts add up to the rate of it.
+SELECT is((SELECT count(*) FROM metering.invoice_lines l
+           LEFT JOIN metering.billed_lines b ON (b.subscription_id, b.period_start, b.charge_id)
+                                              = (l.subscription_id, l.period_start, l.charge_id)
+           WHERE l.kind = 'usage' AND l.period_end <= '2025-04-01' AND b.quantity IS DISTINCT FROM l.quantity),
+          0::bigint, 'no usage is left unbilled once every period is closed');
+SELECT is((SELECT count(*) FROM metering.billed_lines b JOIN metering.charges ch USING (charge_id)
+           WHERE b.amount <> round(metering.rate(b.quantity, ch.pricing), 2)
+             AND NOT EXISTS (SELECT 1 FROM metering.invoice_items it JOIN metering.invoices i USING (invoice_id)
+                             WHERE i.subscription_id = b.subscription_id AND i.status <> 'void'
+                               AND it.period_start = b.period_start AND it.charge_id = b.charge_id
+                               AND it.kind = 'late_usage')),
+          0::bigint, 'each period without late usage billed exactly the rate of its quantity');
 -- auto: 31.00 + 13.00 + 24.50 + 20.00 = 88.50; review: 25.00 + 20.00 + 20.00 = 65.00.
 SELECT results_eq(
     $$SELECT customer_id COLLATE "default", sum(total) FROM metering.invoices WHERE status <> 'void' GROUP BY 1 ORDER BY 1$$,

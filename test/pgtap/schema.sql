@@ -1,4 +1,4 @@
--- pgTAP: the shape of the metering 0.1.0 install (SPEC section 3): schema,
+-- pgTAP: the shape of the metering install (SPEC section 3): schema,
 -- tables, public functions with their exact signatures, return types,
 -- volatility, SECURITY DEFINER, keys, indexes, triggers and comments.
 BEGIN;
@@ -149,7 +149,8 @@ SELECT is((SELECT count(*) FROM pg_class c
 SELECT set_eq($$SELECT relname::text FROM pg_class
                 WHERE relnamespace = 'metering'::regnamespace AND relkind IN ('r', 'p')$$,
     ARRAY['customers', 'meters', 'plans', 'events', 'charges', 'subscriptions', 'invoices',
-          'invoice_items', 'billed_events', 'events_import'],
+          'invoice_items', 'billed_lines', 'late_groups', 'billing_failures', 'usage_rollups',
+          'rollup_state', 'events_import'],
     'schema metering holds exactly its tables');
 SELECT is((SELECT a.amname::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam
            WHERE c.oid = 'metering.events_import'::regclass),

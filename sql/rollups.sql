@@ -1,0 +1,108 @@
+-- Usage rollups (issue 10): refresh_usage consumes each committed event once; reads merge
+-- the rolled-up state with the events not rolled up yet; close_periods bills from them;
+-- late usage is priced at the margin without free units on every pricing model, worked
+-- by hand below; a subscription that fails to bill is recorded in billing_errors.
+DROP EXTENSION IF EXISTS metering CASCADE;
+CREATE EXTENSION metering;
+SET timezone = 'UTC';
+SELECT metering.create_customer('acme');
+SELECT metering.create_meter('calls', 'count'), metering.create_meter('gb', 'sum'),
+       metering.create_meter('seats', 'sum'), metering.create_meter('jobs', 'count'),
+       metering.create_meter('revenue', 'sum'), metering.create_meter('tokens', 'sum');
+SELECT metering.create_plan('pro', 'USD', '1 month', 0);
+SELECT metering.add_charge('pro', 'calls', '{"model": "per_unit", "unit_price": 2, "free_units": 10}'),
+       metering.add_charge('pro', 'gb', '{"model": "graduated", "free_units": 5, "tiers": [{"up_to": 10, "unit_price": 1}, {"up_to": null, "unit_price": "0.5"}]}'),
+       metering.add_charge('pro', 'seats', '{"model": "volume", "tiers": [{"up_to": 10, "unit_price": 1}, {"up_to": null, "unit_price": "0.8"}]}'),
+       metering.add_charge('pro', 'jobs', '{"model": "package", "package_size": 10, "package_price": 5}'),
+       metering.add_charge('pro', 'revenue', '{"model": "percentage", "rate": 10}'),
+       metering.add_charge('pro', 'tokens', '{"model": "graduated", "tiers": [{"up_to": 100, "unit_price": 0}, {"up_to": null, "unit_price": "0.01"}]}');
+SELECT metering.subscribe('acme', 'pro', '2025-01-01') AS sub \gset
+
+-- January usage.
+SELECT count(metering.ingest('acme', 'calls', 1, '2025-01-02'::timestamptz + i * interval '1 hour')) FROM generate_series(1, 12) i;
+SELECT metering.ingest('acme', 'gb', 8, '2025-01-03') > 0, metering.ingest('acme', 'seats', 9, '2025-01-03') > 0,
+       metering.ingest('acme', 'revenue', 200, '2025-01-03') > 0, metering.ingest('acme', 'tokens', 150, '2025-01-03') > 0;
+SELECT count(metering.ingest('acme', 'jobs', 1, '2025-01-04'::timestamptz + i * interval '1 hour')) FROM generate_series(1, 12) i;
+
+-- refresh_usage rolls up what committed since the last step, once (make test also runs
+-- this file with the rollup worker on: the counts are the steps' total, whoever ran them).
+SELECT metering.refresh_usage() >= 0 AS stepped, events_consumed FROM metering.rollup_state;
+SELECT metering.refresh_usage() AS consumed_again;
+SELECT meter, period_start, events, metering._state_quantity(state) AS quantity
+FROM metering.usage_rollups ORDER BY meter;
+-- Reads are the same before and after a step: a new event is read from the tail.
+SELECT metering.ingest('acme', 'calls', 1, '2025-01-20') > 0;
+SELECT meter, quantity FROM metering.invoice_lines WHERE period_start = '2025-01-01' AND kind = 'usage' ORDER BY meter;
+SELECT metering.refresh_usage() >= 0 AS stepped, events_consumed FROM metering.rollup_state;
+SELECT meter, quantity FROM metering.invoice_lines WHERE period_start = '2025-01-01' AND kind = 'usage' ORDER BY meter;
+-- a rolled-up quantity equals the per-line rule over the events
+SELECT count(*) AS lines, count(*) FILTER (WHERE l.quantity = coalesce(metering._quantity(m, 'acme', l.period_start, l.period_end), 0)) AS equal
+FROM metering.invoice_lines l JOIN metering.meters m ON m.code = l.meter WHERE l.kind = 'usage';
+
+-- January closes. calls 13: (13 - 10) x 2 = 6.00; gb 8: 5 free, 3 x 1 = 3.00; seats 9 in the
+-- first volume tier: 9.00; jobs 12: 2 packages = 10.00; revenue 10 % of 200 = 20.00;
+-- tokens 150: 100 free, 50 x 0.01 = 0.50. Total 48.50.
+SELECT metering.close_periods('2025-02-01 01:00');
+SELECT kind, meter, quantity, amount FROM metering.invoice_items ORDER BY item_no;
+
+-- Late January usage arrives in February. Each late line is priced at the margin without
+-- free units: rate'(billed + late) - rate'(billed).
+--   calls +3:   per_unit, 3 x 2                                       =  6.00
+--   gb +4:      graduated, 8 -> 12: 2 x 1 (to 10) + 2 x 0.5            =  3.00
+--   seats +3:   volume, 9 -> 12 moves to the second tier: 9.60 - 9.00  =  0.60
+--   jobs +3:    package, 12 -> 15 is still 2 packages: 10 - 10         =  0.00
+--   revenue +50: 10 %                                                 =  5.00
+--   tokens +10: graduated with a free first tier, 150 -> 160: 0.60 - 0.50 = 0.10
+-- (until 0.1.0 the late jobs were a whole package, 5.00, and the late tokens were free.)
+SELECT count(metering.ingest('acme', 'calls', 1, '2025-01-31 12:00'::timestamptz + i * interval '1 minute')) FROM generate_series(1, 3) i;
+SELECT metering.ingest('acme', 'gb', 4, '2025-01-31') > 0, metering.ingest('acme', 'seats', 3, '2025-01-31') > 0,
+       metering.ingest('acme', 'revenue', 50, '2025-01-31') > 0, metering.ingest('acme', 'tokens', 10, '2025-01-31') > 0;
+SELECT count(metering.ingest('acme', 'jobs', 1, '2025-01-31 12:00'::timestamptz + i * interval '1 minute')) FROM generate_series(1, 3) i;
+-- the step flags the groups of the invoiced period as late
+SELECT metering.refresh_usage() >= 0 AS stepped, events_consumed FROM metering.rollup_state;
+SELECT period_start, meter FROM metering.late_groups ORDER BY meter;
+SELECT metering.close_periods('2025-03-01 01:00');
+SELECT it.kind, it.meter, it.period_start::date AS usage_period, it.quantity, it.free_units, it.amount
+FROM metering.invoice_items it JOIN metering.invoices i USING (invoice_id)
+WHERE i.period_start = '2025-02-01' ORDER BY it.item_no;
+SELECT count(*) AS late_flags_left FROM metering.late_groups;
+-- Six more late jobs: 15 -> 21 is a third package, 15.00 - 10.00 = 5.00 (billed on March's).
+SELECT count(metering.ingest('acme', 'jobs', 1, '2025-01-31 13:00'::timestamptz + i * interval '1 minute')) FROM generate_series(1, 6) i;
+SELECT metering.close_periods('2025-04-01 01:00');
+SELECT it.kind, it.meter, it.quantity, it.amount FROM metering.invoice_items it JOIN metering.invoices i USING (invoice_id)
+WHERE i.period_start = '2025-03-01' AND it.kind = 'late_usage';
+-- what January billed in all: its quantities and the sum of its lines
+SELECT ch.meter, b.quantity, b.amount FROM metering.billed_lines b JOIN metering.charges ch USING (charge_id)
+WHERE b.period_start = '2025-01-01' ORDER BY 1;
+
+-- One subscription that fails does not stop the others: a custom meter divides by a value,
+-- and one event of 'fragile' is 0. Its error is recorded; 'sturdy' is billed.
+SELECT metering.create_customer('fragile'), metering.create_customer('sturdy');
+SELECT metering.create_meter('ratio', 'custom', expression => 'sum(100 / value)');
+SELECT metering.create_plan('custom', 'USD', '1 month', 1);
+SELECT metering.add_charge('custom', 'ratio', '{"model": "per_unit", "unit_price": 1}');
+SELECT metering.subscribe('fragile', 'custom', '2025-01-01') AS fragile, metering.subscribe('sturdy', 'custom', '2025-01-01') AS sturdy \gset
+SELECT metering.ingest('fragile', 'ratio', 0, '2025-01-05') AS zero, metering.ingest('sturdy', 'ratio', 50, '2025-01-05') AS fifty \gset
+SELECT metering.close_periods('2025-02-01 01:00') AS made;
+SELECT customer_id, sqlstate, message, attempts FROM metering.billing_errors;
+SELECT customer_id, total FROM metering.invoices WHERE subscription_id IN (:fragile, :sturdy) ORDER BY 1;
+-- the next run retries it: still failing, one more attempt; corrected, it is billed
+SELECT metering.close_periods('2025-02-01 01:00') AS made;
+SELECT customer_id, attempts FROM metering.billing_errors;
+SELECT metering.delete_unbilled_event('fragile', :zero);
+SELECT metering.close_periods('2025-02-01 01:00') AS made;
+SELECT count(*) AS errors FROM metering.billing_errors;
+SELECT customer_id, total FROM metering.invoices WHERE subscription_id IN (:fragile, :sturdy) ORDER BY 1;
+
+-- The operators' view: nothing waits once a step ran; the last close made one invoice;
+-- no invoice waits for review; no billing error is left.
+SELECT metering.refresh_usage() >= 0 AS stepped;
+SELECT events_waiting, oldest_waiting_since, last_rollup_at IS NOT NULL AS rolled_up, events_rolled_up,
+       last_close_at IS NOT NULL AS closed, last_close_invoices, invoices_pending_review, billing_errors,
+       rollup_worker IN ('off', 'on for contrib_regression, tap') AS worker_shown
+FROM metering.status;
+-- an event waits until a step after its commit (here: read inside its own transaction)
+BEGIN;
+SELECT metering.ingest('sturdy', 'ratio', 1, '2025-03-01') > 0 AS ingested;
+SELECT events_waiting, oldest_waiting_since IS NOT NULL AS since FROM metering.status;
+COMMIT;

@@ -1,0 +1,245 @@
+-- metering: usage rollups. The events of every (customer, meter, billing period) are
+-- rolled up into one partial aggregate state, by a step that consumes each committed
+-- event exactly once (docs/design.md, "Rollups"); reads combine the states with the
+-- events not rolled up yet, so nothing a user reads is ever stale.
+-- A module of the install script: the Makefile concatenates src/sql/modules/*.sql,
+-- in the order of SQL_MODULES, into metering--<version>.sql.
+
+------------------------------------------------------------------------------
+-- Serialized line states: the rollups' partial aggregates
+------------------------------------------------------------------------------
+
+CREATE FUNCTION metering._line_state_merge_trans(internal, bytea) RETURNS internal
+    AS 'MODULE_PATHNAME', 'metering_line_state_merge_trans'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION metering._line_state_merge_trans(internal, bytea) IS
+    'Internal: transition of the aggregates over serialized line states.';
+-- The state of a line over rows (as _line_quantity), serialized instead of finished.
+CREATE AGGREGATE metering._line_state(kind integer, value numeric, text_value text, at timestamptz,
+                                      tiebreak bigint, op text) (
+    SFUNC = metering._line_quantity_trans, STYPE = internal, SSPACE = 96,
+    COMBINEFUNC = metering._line_quantity_combine,
+    SERIALFUNC = metering._line_quantity_serialize, DESERIALFUNC = metering._line_quantity_deserialize,
+    FINALFUNC = metering._line_quantity_serialize,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE metering._line_state(integer, numeric, text, timestamptz, bigint, text) IS
+    'Internal: the serialized state of metering._line_quantity over the rows (NULL for none).';
+CREATE AGGREGATE metering._merged_quantity(state bytea) (
+    SFUNC = metering._line_state_merge_trans, STYPE = internal, SSPACE = 96,
+    COMBINEFUNC = metering._line_quantity_combine,
+    SERIALFUNC = metering._line_quantity_serialize, DESERIALFUNC = metering._line_quantity_deserialize,
+    FINALFUNC = metering._line_quantity_final,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE metering._merged_quantity(bytea) IS
+    'Internal: the quantity of a line from serialized partial states of it (rollups and the tail).';
+CREATE FUNCTION metering._state_quantity(state bytea) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'metering_line_state_quantity'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION metering._state_quantity(bytea) IS
+    'Internal: the quantity of a serialized line state.';
+CREATE FUNCTION metering._state_merge(a bytea, b bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'metering_line_state_merge'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION metering._state_merge(bytea, bytea) IS
+    'Internal: two serialized states of one line as one (NULL: no rows).';
+
+CREATE FUNCTION metering._period_of(anchor timestamptz, billing_interval interval, timezone text,
+        starts_at timestamptz, ends_at timestamptz, at timestamptz) RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'metering_period_of'
+    LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION metering._period_of(timestamptz, interval, text, timestamptz, timestamptz, timestamptz) IS
+    'Internal: the start of the billing period of a subscription over [starts_at, ends_at) (NULL: open) '
+    'that contains at, cut to starts_at; NULL outside the subscription.';
+
+------------------------------------------------------------------------------
+-- Tables
+------------------------------------------------------------------------------
+
+-- One row: the snapshot of the last rollup step. An event is rolled up iff its
+-- transaction (events.txid) is visible in it (docs/design.md, "Rollups").
+CREATE TABLE metering.rollup_state (
+    only_row        boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    snapshot        txid_snapshot NOT NULL,
+    refreshed_at    timestamptz,
+    events_consumed bigint NOT NULL DEFAULT 0,
+    closed_at       timestamptz,         -- the last close_periods, and how many invoices it made
+    close_invoices  int
+);
+-- '1:1:' sees no transaction: the first step consumes every event there is.
+INSERT INTO metering.rollup_state (snapshot) VALUES ('1:1:');
+COMMENT ON TABLE metering.rollup_state IS
+    'The rollup step''s position: the transaction snapshot of the last step (an event is rolled up iff '
+    'its transaction is visible in it), when it ran, how many events the steps consumed; and the last '
+    'close_periods and how many invoices it made.';
+
+-- Partial aggregate state per customer, meter and billing period (the subscription's
+-- period, cut to the subscription, that contains the events' due_at).
+CREATE TABLE metering.usage_rollups (
+    customer_id     text COLLATE "C" NOT NULL,
+    meter           text COLLATE "C" NOT NULL,
+    period_start    timestamptz NOT NULL,
+    subscription_id bigint NOT NULL,
+    state           bytea,           -- NULL for custom and time_weighted meters (read from events)
+    events          bigint NOT NULL,
+    PRIMARY KEY (customer_id, meter, period_start)
+);
+COMMENT ON TABLE metering.usage_rollups IS
+    'Rolled-up usage: the serialized partial aggregate of a customer''s meter per billing period, '
+    'over the events the rollup steps consumed (state NULL for custom and time_weighted meters, whose '
+    'quantity is read from the events).';
+
+------------------------------------------------------------------------------
+-- The rollup step
+------------------------------------------------------------------------------
+
+-- The events whose transaction is visible in cur and not in prev, grouped per line:
+-- per customer, meter and the subscription's billing period containing the event's
+-- due_at, with the partial state of the meter's kind (custom and time_weighted: none).
+-- cur NULL: every event the caller sees (its own transaction's included), so that
+-- (prev = the last step's snapshot, cur NULL) is the tail not rolled up yet.
+-- customers and from_ts narrow it to some customers and to events due from an instant.
+CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
+        customers text[] DEFAULT NULL, from_ts timestamptz DEFAULT NULL)
+    RETURNS TABLE(customer_id text, meter text, period_start timestamptz, subscription_id bigint,
+                  state bytea, events bigint)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    -- each subscription with what its periods are made of
+    WITH subs AS (
+        SELECT s.subscription_id, s.customer_id, s.starts_at, s.ends_at, s.billing_anchor, pl.billing_interval,
+               c.timezone
+        FROM metering.subscriptions s
+        JOIN metering.customers c ON c.customer_id = s.customer_id
+        JOIN metering.plans pl ON pl.code = s.plan_code
+        WHERE customers IS NULL OR s.customer_id = ANY (customers)
+    )
+    SELECT ev.customer_id::text, ev.meter::text, g.period_start, s.subscription_id,
+           metering._line_state(
+               m.kind,
+               CASE WHEN m.kind IN (1, 5) THEN NULL
+                    WHEN m.value_property IS NULL OR m.kind = 7 THEN ev.value
+                    ELSE (ev.properties ->> m.value_property)::numeric END,
+               CASE WHEN m.kind = 5 THEN CASE WHEN m.value_property IS NULL THEN ev.value::text
+                                              ELSE ev.properties ->> m.value_property END END,
+               ev.occurred_at, ev.event_id, ev.op) FILTER (WHERE m.kind > 0),
+           count(*)
+    FROM metering.events ev
+    JOIN subs s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
+         AND (s.ends_at IS NULL OR ev.due_at < s.ends_at)
+    JOIN metering.meters m ON m.code = ev.meter
+    CROSS JOIN LATERAL (SELECT metering._period_of(s.billing_anchor, s.billing_interval, s.timezone,
+                                                   s.starts_at, s.ends_at, ev.due_at) AS period_start) g
+    WHERE ev.txid >= txid_snapshot_xmin(prev)
+      AND (cur IS NULL OR txid_visible_in_snapshot(ev.txid, cur)) AND NOT txid_visible_in_snapshot(ev.txid, prev)
+      AND (m.filter IS NULL OR ev.properties @> m.filter)
+      AND (customers IS NULL OR ev.customer_id = ANY (customers))
+      AND (from_ts IS NULL OR ev.due_at >= from_ts)
+    GROUP BY ev.customer_id, ev.meter, g.period_start, s.subscription_id;
+END
+$$;
+COMMENT ON FUNCTION metering._rollup_groups(txid_snapshot, txid_snapshot, text[], timestamptz) IS
+    'Internal: the events whose transaction is visible in cur (NULL: to the caller) and not in prev, grouped '
+    'per customer, meter and billing period, with their partial states (customers, from_ts: only those).';
+
+-- Adds groups to the rollups; a group whose period already has its live regular invoice
+-- is flagged as late usage for the subscription's next invoice.
+CREATE FUNCTION metering._rollup_add(prev txid_snapshot, cur txid_snapshot) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    consumed bigint;
+BEGIN
+    WITH batch AS MATERIALIZED (SELECT * FROM metering._rollup_groups(prev, cur)),
+    added AS (
+        INSERT INTO metering.usage_rollups AS r (customer_id, meter, period_start, subscription_id, state, events)
+        SELECT b.customer_id, b.meter, b.period_start, b.subscription_id, b.state, b.events FROM batch b
+        ON CONFLICT (customer_id, meter, period_start) DO UPDATE
+            SET state = metering._state_merge(r.state, excluded.state), events = r.events + excluded.events,
+                subscription_id = excluded.subscription_id
+    ),
+    late AS (
+        INSERT INTO metering.late_groups (subscription_id, period_start, meter)
+        SELECT b.subscription_id, b.period_start, b.meter FROM batch b
+        WHERE EXISTS (SELECT 1 FROM metering.invoices i
+                      WHERE i.subscription_id = b.subscription_id AND i.kind = 'regular'
+                        AND i.status <> 'void' AND i.period_start = b.period_start)
+        ON CONFLICT DO NOTHING
+    )
+    SELECT coalesce(sum(b.events), 0) INTO consumed FROM batch b;
+    RETURN consumed;
+END
+$$;
+COMMENT ON FUNCTION metering._rollup_add(txid_snapshot, txid_snapshot) IS
+    'Internal: rolls up the events of the batch between two snapshots and flags late groups.';
+
+-- One rollup step: the events committed since the last step, exactly once. The row of
+-- rollup_state is the lock: steps (and closes, which run one first) take turns.
+CREATE FUNCTION metering._rollup_step() RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    prev txid_snapshot;
+    cur txid_snapshot;
+    own bigint;
+    consumed bigint;
+BEGIN
+    SELECT r.snapshot INTO prev FROM metering.rollup_state r FOR UPDATE;
+    -- Taken after the lock: every statement from here on sees at least what it sees.
+    cur := txid_current_snapshot();
+    -- Never the step's own transaction (the lock gave it an id): it may insert events
+    -- after the step, under the same id. A snapshot does not list its own transaction,
+    -- which therefore looks visible once a later one has completed: list it as running.
+    own := txid_current_if_assigned();
+    IF own IS NOT NULL AND txid_visible_in_snapshot(own, cur) THEN
+        cur := format('%s:%s:%s', least(txid_snapshot_xmin(cur), own), txid_snapshot_xmax(cur),
+                      (SELECT string_agg(x::text, ',' ORDER BY x)
+                       FROM (SELECT txid_snapshot_xip(cur) UNION SELECT own) xs(x)))::txid_snapshot;
+    END IF;
+    consumed := metering._rollup_add(prev, cur);
+    UPDATE metering.rollup_state SET snapshot = cur, refreshed_at = clock_timestamp(),
+                                     events_consumed = events_consumed + consumed;
+    RETURN consumed;
+END
+$$;
+COMMENT ON FUNCTION metering._rollup_step() IS
+    'Internal: one rollup step (the caller''s transaction keeps the rollup lock until it ends).';
+
+CREATE FUNCTION metering.refresh_usage() RETURNS bigint
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$ SELECT metering._rollup_step() $$;
+COMMENT ON FUNCTION metering.refresh_usage() IS
+    'Rolls up the events committed since the last call, exactly once, and returns how many it consumed. '
+    'What the background worker does when the library is preloaded; schedule it with pg_cron otherwise. '
+    'Reads never depend on it having run.';
+
+-- Rebuilds a customer's groups after what they are grouped by changed (a subscription
+-- starts, ends or moves, a time zone changes) or an event was deleted: every group
+-- after the last period a live regular invoice closed, from the events already rolled
+-- up. The periods before are invoiced, hence frozen (docs/invoicing.md), and their
+-- end is a period boundary whatever changed.
+CREATE FUNCTION metering._rollup_rebuild(customer_id text) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    done txid_snapshot;
+    from_ts timestamptz;
+BEGIN
+    SELECT r.snapshot INTO done FROM metering.rollup_state r FOR UPDATE;
+    SELECT coalesce(max(i.period_end), '-infinity') INTO from_ts FROM metering.invoices i
+    WHERE i.customer_id = _rollup_rebuild.customer_id AND i.kind = 'regular' AND i.status <> 'void';
+    DELETE FROM metering.usage_rollups u
+    WHERE u.customer_id = _rollup_rebuild.customer_id AND u.period_start >= from_ts;
+    INSERT INTO metering.usage_rollups (customer_id, meter, period_start, subscription_id, state, events)
+    SELECT b.customer_id, b.meter, b.period_start, b.subscription_id, b.state, b.events
+    FROM metering._rollup_groups('1:1:', done, ARRAY[_rollup_rebuild.customer_id], from_ts) b;
+END
+$$;
+COMMENT ON FUNCTION metering._rollup_rebuild(text) IS
+    'Internal: rebuilds a customer''s rollups after its last regular invoice from the events already rolled up.';
