@@ -3,6 +3,7 @@
 #   make test       every suite (installs missing packages, starts its own cluster)
 #   make demo       a small SaaS example end to end
 #   make bench      benchmarks beside their baselines
+#   make fuzz       the libFuzzer targets of test/fuzz, FUZZ_SECONDS each (default 300)
 EXTENSION = metering
 MODULE_big = metering
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" metering.control)
@@ -44,7 +45,7 @@ metering--$(EXTVERSION).sql: $(SQL_MODULES:%=src/sql/modules/%.sql) metering.con
 	         '\echo Use "CREATE EXTENSION metering" to load this file. \quit'; \
 	  for m in $(SQL_MODULES); do echo; cat src/sql/modules/$$m.sql; done; } > $@
 
-.PHONY: test demo bench deps unit
+.PHONY: test demo bench deps unit fuzz
 deps:
 	bash test/lib/deps.sh
 
@@ -61,3 +62,7 @@ demo: deps
 
 bench: deps
 	bash test/bench/run.sh
+
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	bash test/fuzz/run.sh $(FUZZ_SECONDS)

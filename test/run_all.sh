@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test: every suite, on a throwaway cluster this script starts and stops.
 # TEST_DESTDIR: install under this root (a private copy of Postgres made with
-# cp -a --parents /usr/lib/postgresql/15 /usr/share/postgresql/15 "$TEST_DESTDIR")
+# cp -a --parents /usr/lib/postgresql/15 /usr/share/postgresql/15 "$TEST_DESTDIR", run from /:
+# GNU cp 9.1 fails on --parents with absolute paths elsewhere)
 # and run that copy's server, instead of installing into the system's Postgres.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,10 +20,16 @@ else
     make -s install
 fi
 
+step "PGXN META.json agrees with metering.control (test/pgxn)"
+/usr/bin/python3 test/pgxn/meta_json.py
+
 step "core unit tests (GoogleTest, ctest)"
 cmake -S . -B build/unit -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build/unit -j2 >/dev/null
 (cd build/unit && ctest --output-on-failure)
+
+step "fuzz targets (test/fuzz: libFuzzer, ASan + UBSan), 20 s each"
+bash test/fuzz/run.sh 20
 
 source test/lib/cluster.sh
 # The suites run with the rollup worker on (the library preloaded) on the regress and
@@ -67,6 +74,9 @@ bash test/upgrade/upgrade.sh
 step "dump and restore (test/restore)"
 bash test/restore/dump_restore.sh
 
+step "client examples: Python (psycopg 3) and Node.js (node-postgres) (test/examples)"
+bash test/examples/run.sh
+
 step "stress test (test/stress): concurrent ingest while periods close"
 for t in test/stress/*.sh; do bash "$t"; done
 
@@ -78,5 +88,8 @@ for t in test/cron/*.sh; do bash "$t"; done
 
 step "crash test (test/crash)"
 for t in test/crash/*.sh; do bash "$t"; done
+
+step "docs/reference.md against the catalog of a fresh install; its examples run (test/reference)"
+bash test/reference/reference.sh
 
 step "all suites passed"

@@ -81,8 +81,16 @@ Decimal decode(std::string_view bytes)
     return Decimal::read_from(bytes);
 }
 
+std::string scale_limit_text(int scale)
+{
+    return std::to_string(scale) + " fraction digits, more than the " +
+           std::to_string(kMaxValueScale) + " of a numeric";
+}
+
 std::string encode(const Decimal& value)
 {
+    if (value.scale() > kMaxValueScale)
+        throw Error(sqlstate::kInvalidParameter, "a value has " + scale_limit_text(value.scale()));
     std::string out;  // short values stay in the small-string buffer
     value.append_to(out);
     return out;
@@ -242,11 +250,14 @@ public:
     std::string_view decimal()
     {
         std::string_view rest = in_;
+        int scale = 0;
         try {
-            Decimal::read_from(rest);
+            scale = Decimal::read_from(rest).scale();
         } catch (const Error& e) {
             throw_corrupt(e.message());
         }
+        if (scale > kMaxValueScale)
+            throw_corrupt("a value has " + scale_limit_text(scale));
         return bytes(in_.size() - rest.size());
     }
     bool done() const { return in_.empty(); }
@@ -1316,6 +1327,79 @@ void TimeWeightedState::parse(std::string_view bytes)
     has_prior_ = has_prior == 1;
     prior_key_ = has_prior_ ? prior_key : Key{};
     points_ = std::move(points);
+}
+
+// --- input of metering.aggregate_state -----------------------------------------
+
+void validate_state(std::string_view bytes, std::pmr::memory_resource* memory)
+{
+    StateHeader header = read_state_header(bytes);
+    switch (header.kind) {
+    case Kind::latest:
+        LatestState(header.with_tiebreak, memory).parse(bytes);
+        return;
+    case Kind::unique_count:
+        UniqueCountState(memory).parse(bytes);
+        return;
+    case Kind::counter_total:
+        CounterState(header.with_tiebreak, memory).parse(bytes);
+        return;
+    case Kind::time_weighted:
+        TimeWeightedState(header.with_tiebreak, memory).parse(bytes);
+        return;
+    }
+}
+
+namespace {
+int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+[[noreturn]] void throw_bad_text(const std::string& message)
+{
+    throw Error(sqlstate::kInvalidTextRepresentation, message, {},
+                "The text form of an aggregate state is \\x and hexadecimal digits, as "
+                "metering.aggregate_state prints it.");
+}
+
+std::string bytes_of_hex(std::string_view text)
+{
+    if (text.size() < 2 || text[0] != '\\' || text[1] != 'x')
+        throw_bad_text("aggregate state " + quoted(text) + " does not start with \\x");
+    text.remove_prefix(2);
+    if (text.size() % 2 != 0)
+        throw_bad_text("aggregate state has an odd number of hexadecimal digits");
+    std::string bytes(text.size() / 2, '\0');
+    Poll poll;
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        int high = hex_value(text[2 * i]);
+        int low = hex_value(text[2 * i + 1]);
+        if (high < 0 || low < 0)
+            throw_bad_text("aggregate state has a character that is not a hexadecimal digit at "
+                           "position " + std::to_string(2 * i + 3));
+        bytes[i] = char(high * 16 + low);
+        poll.step();
+    }
+    return bytes;
+}
+}  // namespace
+
+std::string state_from_text(std::string_view text, std::pmr::memory_resource* memory)
+{
+    std::string bytes = bytes_of_hex(text);
+    try {
+        validate_state(bytes, memory);
+    } catch (const Error& e) {
+        throw Error(sqlstate::kInvalidTextRepresentation, e.message(), e.detail(), e.hint());
+    }
+    return bytes;
 }
 
 }  // namespace metering::core::agg

@@ -74,6 +74,12 @@ inline constexpr std::size_t kMaxGaugePoints = 1'000'000;
 // state stays far below Postgres's 1 GB limit of a value.
 inline constexpr std::size_t kMaxValueBytes = 256u << 20;
 
+// Fraction digits a value in a state may have: those of a Postgres numeric
+// (NUMERIC_DSCALE_MAX), so that every result is a numeric again and the
+// digits a time-weighted integral adds stay within Decimal::kMaxScale.
+// Beyond: kInvalidParameter from add, kInvalidBinaryRepresentation from parse.
+inline constexpr int kMaxValueScale = 16383;
+
 // Fraction digits a time-weighted integral has beyond those of its values
 // when it is not a terminating decimal: value x microseconds / 3.6e9, where
 // 3.6e9 = 2^10 x 5^8 x 9, so the division by 9 may not end (1 value for
@@ -92,6 +98,15 @@ struct StateHeader {
 };
 // Throws kInvalidBinaryRepresentation for an unknown version, kind or flags.
 StateHeader read_state_header(std::string_view bytes);
+
+// Input of the SQL type metering.aggregate_state, which takes bytes from
+// anyone: every state must be checked whole before any function reads it.
+// validate_state: bytes are one whole, valid state of some kind (binary
+// input); throws kInvalidBinaryRepresentation otherwise. state_from_text:
+// the bytes of the text form (\x and two hex digits per byte, as bytea
+// prints them), validated; throws kInvalidTextRepresentation otherwise.
+void validate_state(std::string_view bytes, std::pmr::memory_resource* memory);
+std::string state_from_text(std::string_view text, std::pmr::memory_resource* memory);
 
 // Long loops (merges, compaction, serialization, final sums) call this hook
 // every few thousand steps; the bridge installs one that serves Postgres's

@@ -377,7 +377,8 @@ void append_varint(std::string& out, std::uint32_t value)
     throw Error(sqlstate::kInvalidParameter, std::string("binary decimal is ") + what);
 }
 
-// A LEB128 varint of at most 5 bytes, no larger than max.
+// A LEB128 varint of at most 5 bytes, no larger than max, in its shortest
+// form: one value has one binary form, so equal states have equal bytes.
 std::uint32_t read_varint(std::string_view& in, std::uint32_t max)
 {
     std::uint64_t value = 0;
@@ -389,8 +390,11 @@ std::uint32_t read_varint(std::string_view& in, std::uint32_t max)
         value |= std::uint64_t(byte & 0x7F) << shift;
         if (value > max)
             throw_bad_binary("out of range");
-        if ((byte & 0x80) == 0)
+        if ((byte & 0x80) == 0) {
+            if (byte == 0 && shift > 0)
+                throw_bad_binary("not canonical (overlong varint)");
             return std::uint32_t(value);
+        }
     }
     throw_bad_binary("out of range");
 }

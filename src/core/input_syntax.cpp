@@ -200,7 +200,7 @@ bool utc_offset(Cursor& c)
     const int hours = c.fixed_digits(2);
     if (hours < 0 || hours > 15)
         return false;
-    if (c.done())
+    if (c.only_blanks_left())  // +hh, and the blanks the text may end with
         return true;
     const bool colon = c.take(':');
     const int minutes = c.fixed_digits(2);

@@ -27,7 +27,13 @@ constexpr std::int64_t floor_div(std::int64_t n, std::int64_t d)
     return (n % d < 0) ? q - 1 : q;
 }
 
-constexpr std::int64_t floor_mod(std::int64_t n, std::int64_t d) { return n - floor_div(n, d) * d; }
+// For d > 0; without the product floor_div(n, d) * d, which overflows for n
+// near INT64_MIN.
+constexpr std::int64_t floor_mod(std::int64_t n, std::int64_t d)
+{
+    const std::int64_t r = n % d;
+    return r < 0 ? r + d : r;
+}
 
 bool in_range(std::int64_t usecs) { return usecs >= kMinLocalTime && usecs < kEndLocalTime; }
 
@@ -286,7 +292,7 @@ LocalTime make_local_time(std::int64_t year, int month, int day, int hour, int m
 CivilDateTime to_civil(LocalTime t)
 {
     const std::int64_t day = floor_div(t.usecs, kUsecsPerDay);
-    std::int64_t rest = t.usecs - day * kUsecsPerDay;
+    std::int64_t rest = floor_mod(t.usecs, kUsecsPerDay);
     CivilDateTime out{};
     out.date = civil_from_days(day + kPostgresEpochDays);
     out.hour = static_cast<int>(rest / kUsecsPerHour);

@@ -11,6 +11,8 @@ namespace metering::core::agg {
 namespace {
 
 constexpr std::int64_t kFixedLimit = 1'000'000'000'000'000'000;  // 10^18
+// The 128-bit path keeps |units| <= 2^127 - 1, so that every value held can be negated.
+constexpr __int128 kMaxUnits = __int128(~static_cast<unsigned __int128>(0) >> 1);
 
 struct PowersOfTen {
     __int128 value[39];
@@ -49,7 +51,7 @@ std::string digits_of(__int128 x)  // x >= 0
 Decimal decimal_of(__int128 units, int scale)
 {
     bool negative = units < 0;
-    // |INT128_MIN| is not reached: sums stay within +-(2^127 - 1) by the checks.
+    // |INT128_MIN| is not reached: sums stay within +-kMaxUnits (ScalarState::add).
     std::string digits = digits_of(negative ? -units : units);
     if (scale > 0) {
         if (digits.size() <= std::size_t(scale))
@@ -148,7 +150,7 @@ void ScalarState::add(FixedValue value)
     }
     if (kind_ == ScalarKind::sum) {
         __int128 total = 0;
-        if (__builtin_add_overflow(held, incoming, &total)) {
+        if (__builtin_add_overflow(held, incoming, &total) || total < -kMaxUnits) {
             add(to_decimal(value));
             return;
         }

@@ -404,47 +404,6 @@ Datum combine(FunctionCallInfo fcinfo)
     return target.result();
 }
 
-// --- text and binary I/O of metering.aggregate_state ----------------------------
-
-// Checks that bytes are a whole, valid state of some kind.
-void validate_state(std::string_view bytes)
-{
-    agg::StateHeader header = agg::read_state_header(bytes);
-    ContextResource memory(CurrentMemoryContext);
-    switch (header.kind) {
-    case agg::Kind::latest:
-        agg::LatestState(header.with_tiebreak, &memory).parse(bytes);
-        break;
-    case agg::Kind::unique_count:
-        agg::UniqueCountState(&memory).parse(bytes);
-        break;
-    case agg::Kind::counter_total:
-        agg::CounterState(header.with_tiebreak, &memory).parse(bytes);
-        break;
-    case agg::Kind::time_weighted:
-        agg::TimeWeightedState(header.with_tiebreak, &memory).parse(bytes);
-        break;
-    }
-}
-
-int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-[[noreturn]] void throw_bad_text(const std::string& message)
-{
-    throw core::Error(core::sqlstate::kInvalidTextRepresentation, message, {},
-                      "The text form of an aggregate state is \\x and hexadecimal digits, as "
-                      "metering.aggregate_state prints it.");
-}
-
 // --- latest (a flat state, see the top) ------------------------------------------
 
 Datum latest_trans(FunctionCallInfo fcinfo)
@@ -837,30 +796,8 @@ PG_FUNCTION_INFO_V1(metering_aggregate_state_in);
 Datum metering_aggregate_state_in(PG_FUNCTION_ARGS)
 {
     return guarded([&]() -> Datum {
-        std::string_view text = PG_GETARG_CSTRING(0);
-        if (text.size() < 2 || text[0] != '\\' || text[1] != 'x')
-            throw_bad_text("aggregate state " + core::quoted(text) + " does not start with \\x");
-        text.remove_prefix(2);
-        if (text.size() % 2 != 0)
-            throw_bad_text("aggregate state has an odd number of hexadecimal digits");
-        std::string bytes(text.size() / 2, '\0');
-        for (std::size_t i = 0; i < bytes.size(); ++i) {
-            int high = hex_value(text[2 * i]);
-            int low = hex_value(text[2 * i + 1]);
-            if (high < 0 || low < 0)
-                throw_bad_text("aggregate state has a character that is not a hexadecimal digit at "
-                               "position " + std::to_string(2 * i + 3));
-            bytes[i] = char(high * 16 + low);
-            if (i % (1 << 20) == 0)
-                agg::check_interrupts();
-        }
-        try {
-            validate_state(bytes);
-        } catch (const core::Error& e) {
-            throw core::Error(core::sqlstate::kInvalidTextRepresentation, e.message(), e.detail(),
-                              e.hint());
-        }
-        return bytes_datum(bytes);
+        ContextResource memory(CurrentMemoryContext);
+        return bytes_datum(agg::state_from_text(PG_GETARG_CSTRING(0), &memory));
     });
 }
 
@@ -892,7 +829,8 @@ Datum metering_aggregate_state_recv(PG_FUNCTION_ARGS)
         auto* buffer = reinterpret_cast<StringInfo>(PG_GETARG_POINTER(0));
         std::string_view bytes(buffer->data + buffer->cursor,
                                std::size_t(buffer->len - buffer->cursor));
-        validate_state(bytes);
+        ContextResource memory(CurrentMemoryContext);
+        agg::validate_state(bytes, &memory);
         Datum result = bytes_datum(bytes);
         buffer->cursor = buffer->len;
         return result;

@@ -353,6 +353,10 @@ TEST(StateBytes, CorruptOrForeignStatesAreRefused)
     for (int i = 0; i < 8; ++i)
         bad[std::size_t(4 + i)] = i == 7 ? '\x7f' : '\xff';  // at = infinity
     EXPECT_SQLSTATE(sqlstate::kInvalidBinaryRepresentation, t.parse(bad));
+    bad = good.substr(0, good.size() - 1) + "\x8f" + '\0';  // the limb 15 as an overlong varint
+    EXPECT_SQLSTATE(sqlstate::kInvalidBinaryRepresentation, t.parse(bad));
+    EXPECT_SQLSTATE(sqlstate::kInvalidBinaryRepresentation,
+                    agg::validate_state(bad, std::pmr::get_default_resource()));
     // a unique_count state passed to latest
     UniqueCountState u;
     u.add("a");
@@ -364,6 +368,34 @@ TEST(StateBytes, CorruptOrForeignStatesAreRefused)
     t.parse(good);
     EXPECT_SQLSTATE(sqlstate::kInvalidBinaryRepresentation, t.parse(good + "x"));
     EXPECT_EQ(t.value().to_string(), "1.5");
+}
+
+// The text form of metering.aggregate_state: \x and hex digits, then the bytes' checks.
+TEST(StateText, DecodesHexAndValidatesTheBytes)
+{
+    LatestState s(false);
+    s.add(D("1.5"), at_hour(1));
+    const std::string good = s.serialized();
+    std::string text = "\\x";
+    for (unsigned char byte : good) {
+        char hex[3];
+        std::snprintf(hex, sizeof hex, "%02X", byte);  // upper case is accepted too
+        text += hex;
+    }
+    std::pmr::memory_resource* memory = std::pmr::get_default_resource();
+    EXPECT_EQ(agg::state_from_text(text, memory), good);
+
+    auto message_of = [&](std::string_view bad) {
+        auto e = error_of([&] { agg::state_from_text(bad, memory); });
+        EXPECT_TRUE(e && std::string_view(e->sqlstate()) == sqlstate::kInvalidTextRepresentation);
+        return e ? e->message() : std::string();
+    };
+    EXPECT_EQ(message_of("x1"), "aggregate state \"x1\" does not start with \\x");
+    EXPECT_EQ(message_of("\\x010"), "aggregate state has an odd number of hexadecimal digits");
+    EXPECT_EQ(message_of("\\x01zz"),
+              "aggregate state has a character that is not a hexadecimal digit at position 5");
+    EXPECT_EQ(message_of("\\x"), "aggregate state is corrupt: truncated");
+    EXPECT_EQ(message_of(text + "00"), "aggregate state is corrupt: 1 trailing bytes");
 }
 
 // --- unique_count -----------------------------------------------------------------
@@ -843,6 +875,23 @@ TEST(TimeWeighted, PeriodsMustAgree)
     EXPECT_SQLSTATE(sqlstate::kTimestampNotFinite, t.add(D("1"), INT64_MAX));
 }
 
+// Found by test/fuzz/aggregate_state_binary (corpus: time_weighted_period_near_int64_min):
+// the message of a combine of different periods printed a forged period start near
+// INT64_MIN through to_civil, whose day x kUsecsPerDay overflowed.
+TEST(TimeWeighted, AForgedPeriodAtTheEdgeOfInt64IsPrintedInTheError)
+{
+    TimeWeightedState s(false);
+    s.set_period(kJan1, kJan1 + kDay);
+    std::string forged = s.serialized();
+    put_i64(forged, 4, INT64_MIN + 1);  // period start, after header and presence byte
+    TimeWeightedState t(false);
+    t.parse(forged);
+    auto e = error_of([&] { t.merge(s); });
+    ASSERT_TRUE(e);
+    EXPECT_STREQ(e->sqlstate(), sqlstate::kInvalidParameter);
+    EXPECT_TRUE(contains(e->detail(), " BC+00, 2025-01-02 00:00:00+00) and [2025-01-01"));
+}
+
 TEST(TimeWeighted, EverySplitAndOrderAgrees)
 {
     std::vector<GaugeRow> rows = {{"10", at_hour(0)},  {"20", at_hour(12)}, {"5", at_hour(-1)},
@@ -919,6 +968,41 @@ TEST(TimeWeighted, CorruptStatesAreRefused)
     EXPECT_SQLSTATE(sqlstate::kInvalidBinaryRepresentation, t.parse(noncanonical));
     t.parse(good);
     EXPECT_EQ(t.value_hours().to_string(), "235");  // 5 x 1 + 10 x 23
+}
+
+// Found by test/fuzz/aggregate_state_binary (corpus: time_weighted_scale_99995):
+// a state holding a value of 99995 fraction digits was accepted, and the
+// final function then failed with "decimal shift by -8 places is out of range".
+TEST(TimeWeighted, ValuesHaveAtMostTheScaleOfANumeric)
+{
+    TimeWeightedState s(false);
+    s.set_period(kJan1, kJan1 + kDay);
+    s.add(D("10"), at_hour(1));
+    const std::string good = s.serialized();
+    auto with_point_value = [&](const Decimal& value) {
+        std::string bytes = good.substr(0, good.size() - 4);  // all but the value 10
+        value.append_to(bytes);
+        return bytes;
+    };
+    const Decimal one = D("1");
+    TimeWeightedState t(false);
+    for (int scale : {agg::kMaxValueScale + 1, Decimal::kMaxScale - 5})
+        EXPECT_SQLSTATE(sqlstate::kInvalidBinaryRepresentation,
+                        t.parse(with_point_value(one.shifted(-scale))));
+    t.parse(with_point_value(one.shifted(-agg::kMaxValueScale)));
+    EXPECT_EQ(t.value_hours().scale(), agg::kMaxValueScale);  // 23 x 10^-16383, exact
+
+    const Decimal too_fine = one.shifted(-agg::kMaxValueScale - 1);
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, s.add(too_fine, at_hour(2)));
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, s.add(too_fine, at_hour(-2)));
+    LatestState latest(false);
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, latest.add(too_fine, at_hour(1)));
+    EXPECT_TRUE(latest.empty());
+    CounterState counter(false);
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, counter.add(CounterOp::set, too_fine, at_hour(1)));
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter,
+                    counter.add(CounterOp::increment, too_fine, at_hour(1)));
+    EXPECT_EQ(counter.total().to_string(), "0");
 }
 
 TEST(TimeWeighted, TheCapCountsDistinctInstantsInThePeriod)

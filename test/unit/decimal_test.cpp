@@ -481,6 +481,23 @@ TEST(DecimalBinary, RejectsCorruptInput)
     EXPECT_EQ(read("\x00\x02\x01\x96\x01"s).to_string(), "1.50");  // 150, scale 2
 }
 
+// Found by test/fuzz/decimal (corpus/decimal/overlong_varint): a varint with
+// a zero last byte after the first ("\x80\x00" for 0) was read, so one value
+// had several binary forms, and a state kept bytes no writer makes.
+TEST(DecimalBinary, RejectsOverlongVarints)
+{
+    auto read = [](std::string bytes) {
+        std::string_view in = bytes;
+        return Decimal::read_from(in);
+    };
+    using namespace std::string_literals;
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, read("\x80\x00\x00\x01\x01"s));  // sign
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, read("\x01\xB5\x00\x02\x01\x01"s));  // scale 53
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, read("\x00\x00\x81\x00\x05"s));  // count 1
+    EXPECT_SQLSTATE(sqlstate::kInvalidParameter, read("\x00\x00\x01\x96\x81\x00"s));  // limb 150
+    EXPECT_EQ(read("\x00\x00\x01\x80\x01"s).to_string(), "128");  // a zero low group is fine
+}
+
 }  // namespace
 
 // --- divided_by_small and without_trailing_zeros (time-weighted integrals) ---

@@ -102,6 +102,16 @@ TEST(IsoTimestamp, CalendarAndClock)
     EXPECT_FALSE(is_iso_timestamp_text("2025-12-31T10:00+10:00:60"));
 }
 
+// Found by test/fuzz/input_syntax (corpus: offset_hours_then_blank): an offset of
+// hours alone followed by blanks ("+15\t") was refused, though blanks may end the
+// text and timestamptz_in takes it.
+TEST(IsoTimestamp, AnOffsetOfHoursMayBeFollowedByBlanks)
+{
+    EXPECT_TRUE(is_iso_timestamp_text(" 2025-01-01T00:00+15\t"));
+    EXPECT_TRUE(is_iso_timestamp_text("2025-01-01 10:00:00-05 "));
+    EXPECT_FALSE(is_iso_timestamp_text("2025-01-01 10:00:00-05 30"));
+}
+
 TEST(IsoTimestamp, LengthIsBounded)
 {
     EXPECT_TRUE(is_iso_timestamp_text("2025-11-01T10:00:00." + std::string(38, '1') + "Z"));

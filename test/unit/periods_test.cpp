@@ -194,6 +194,30 @@ TEST(LocalTimes, FormatsAsPostgres)
     EXPECT_EQ(c.usec, 5);
 }
 
+// Found by test/fuzz/aggregate_state_binary (corpus: time_weighted_period_near_int64_min):
+// to_civil computed day x kUsecsPerDay, which overflows (UB) for values near INT64_MIN; a
+// forged time_weighted state printed such a period start in a combine error.
+TEST(LocalTimes, ToCivilTakesEveryInt64)
+{
+    struct Case {
+        std::int64_t usecs;
+        std::int64_t days;  // floor(usecs / 1 day), since 2000-01-01
+        int hour, minute, second;
+        std::int64_t usec;
+    };
+    for (const Case& k : {Case{INT64_MIN, -106751992, 19, 59, 5, 224192},
+                          Case{INT64_MIN + 1, -106751992, 19, 59, 5, 224193},
+                          Case{INT64_MAX, 106751991, 4, 0, 54, 775807}}) {
+        const mc::CivilDateTime c = mc::to_civil(LocalTime{k.usecs});
+        EXPECT_EQ(mc::days_from_civil(c.date) - mc::kPostgresEpochDays, k.days);
+        EXPECT_EQ(c.hour, k.hour);
+        EXPECT_EQ(c.minute, k.minute);
+        EXPECT_EQ(c.second, k.second);
+        EXPECT_EQ(c.usec, k.usec);
+        EXPECT_FALSE(mc::format_local_time(LocalTime{k.usecs}).empty());
+    }
+}
+
 // --- billing intervals -------------------------------------------------------
 
 TEST(Interval, FormatsAsPostgres)

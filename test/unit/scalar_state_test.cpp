@@ -128,6 +128,22 @@ TEST(ScalarState, SumOverflowsInto128BitsAndBeyond)
     EXPECT_EQ(sum.result()->to_string(), "999999999999999999000.000000000000000001");
 }
 
+// Found by reading while writing the fuzz targets (corpus aggregate_merge/sum_to_int128_min):
+// a sum landing exactly on -2^127 units did not overflow __int128, but printing it
+// negated INT128_MIN (UB), and the line failed with a garbage "is not a valid decimal
+// number". 172 rows of a sum meter were enough.
+TEST(ScalarState, ASumOfExactlyMinus2To127UnitsGoesWide)
+{
+    ScalarState sum(ScalarKind::sum);
+    sum.add(FixedValue{-687'303'715'884'105'728, 18});
+    for (int i = 0; i < 170; ++i)
+        sum.add(FixedValue{-999'999'999'999'999'999, 0});
+    sum.add(FixedValue{-141'183'460'469'231'901, 0});  // now -2^127 x 10^-18
+    EXPECT_EQ(sum.result()->to_string(), "-170141183460469231731.687303715884105728");
+    sum.add(FixedValue{1, 18});
+    EXPECT_EQ(sum.result()->to_string(), "-170141183460469231731.687303715884105727");
+}
+
 TEST(ScalarState, TiesGoToTheGreaterScaleWhateverTheOrder)
 {
     for (ScalarKind kind : {ScalarKind::max, ScalarKind::min}) {
