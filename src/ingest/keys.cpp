@@ -49,14 +49,9 @@ constexpr int kChunk = 1000;
 
 void key_column_numbers(Relation rel, AttrNumber* att)
 {
-    TupleDesc desc = RelationGetDescr(rel);
+    const AttrNumber* found = pg::column_numbers(rel, kKeyColumnNames, kKeyColumns);
     for (int c = 0; c < kKeyColumns; c++) {
-        att[c] = InvalidAttrNumber;
-        for (int a = 0; a < desc->natts; a++) {
-            Form_pg_attribute attr = TupleDescAttr(desc, a);
-            if (!attr->attisdropped && strcmp(NameStr(attr->attname), kKeyColumnNames[c]) == 0)
-                att[c] = attr->attnum;
-        }
+        att[c] = found[c];
         if (att[c] == InvalidAttrNumber)
             elog(ERROR, "metering: column metering.idempotency_keys.%s is missing", kKeyColumnNames[c]);
     }

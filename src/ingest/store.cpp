@@ -38,14 +38,9 @@ constexpr int kChunk = 1000;
 // Attribute numbers (1-based) of the columns above in relation rel.
 void column_numbers(Relation rel, AttrNumber* att)
 {
-    TupleDesc desc = RelationGetDescr(rel);
+    const AttrNumber* found = pg::column_numbers(rel, kEventColumnNames, kEventColumns);
     for (int c = 0; c < kEventColumns; c++) {
-        att[c] = InvalidAttrNumber;
-        for (int a = 0; a < desc->natts; a++) {
-            Form_pg_attribute attr = TupleDescAttr(desc, a);
-            if (!attr->attisdropped && strcmp(NameStr(attr->attname), kEventColumnNames[c]) == 0)
-                att[c] = attr->attnum;
-        }
+        att[c] = found[c];
         if (att[c] == InvalidAttrNumber)
             elog(ERROR, "metering: column %s.%s is missing", RelationGetRelationName(rel), kEventColumnNames[c]);
     }

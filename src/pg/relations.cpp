@@ -23,6 +23,17 @@ constexpr const char* kNames[static_cast<int>(Rel::kCount)] = {
 
 Oid oids[static_cast<int>(Rel::kCount)];
 
+// column_numbers' cache: the last relations asked about, round robin.
+constexpr int kMaxColumns = 16;
+constexpr int kCachedRelations = 8;
+struct Columns {
+    Oid relid;
+    const char* const* names;
+    AttrNumber att[kMaxColumns];
+};
+Columns columns[kCachedRelations];
+int next_columns = 0;
+
 }  // namespace
 
 Oid relation_oid_if_exists(Rel which)
@@ -48,6 +59,31 @@ void forget_relation_oids()
 {
     for (Oid& oid : oids)
         oid = InvalidOid;
+    for (Columns& c : columns)
+        c.relid = InvalidOid;
+}
+
+const AttrNumber* column_numbers(Relation rel, const char* const* names, int n)
+{
+    Assert(n <= kMaxColumns);
+    const Oid relid = RelationGetRelid(rel);
+    for (const Columns& c : columns)
+        if (c.relid == relid && c.names == names)
+            return c.att;
+    Columns& c = columns[next_columns];
+    next_columns = (next_columns + 1) % kCachedRelations;
+    TupleDesc desc = RelationGetDescr(rel);
+    for (int i = 0; i < n; i++) {
+        c.att[i] = InvalidAttrNumber;
+        for (int a = 0; a < desc->natts; a++) {
+            Form_pg_attribute attr = TupleDescAttr(desc, a);
+            if (!attr->attisdropped && strcmp(NameStr(attr->attname), names[i]) == 0)
+                c.att[i] = attr->attnum;
+        }
+    }
+    c.relid = relid;
+    c.names = names;
+    return c.att;
 }
 
 bool concerns_cached_relation(Oid relid)

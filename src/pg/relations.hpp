@@ -27,6 +27,12 @@ Oid relation_oid(Rel which);
 Oid relation_oid_if_exists(Rel which);
 // Forgets the cached OIDs (on relcache invalidation: DROP EXTENSION may have run).
 void forget_relation_oids();
+
+// Attribute numbers (InvalidAttrNumber: no such column) of names[0..n), n <= 16, in rel,
+// cached per relation until the cached OIDs are next forgotten (a relcache invalidation
+// of one of metering's relations: the events' partitions change the parent's). Valid
+// until the next call.
+const AttrNumber* column_numbers(Relation rel, const char* const* names, int n);
 // Whether an invalidation of relid (InvalidOid: of every relation) concerns a
 // relation whose OID is cached.
 bool concerns_cached_relation(Oid relid);

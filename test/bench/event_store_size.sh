@@ -23,7 +23,7 @@ cluster_start 'shared_buffers = 1GB' 'max_wal_size = 4GB' 'checkpoint_timeout = 
 sql() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -At -d size "$@"; }
 
 measure() {  # keyed: true|false
-    "$PGBIN/psql" -X -q -d postgres -c 'DROP DATABASE IF EXISTS size' -c 'CREATE DATABASE size'
+    "$PGBIN/psql" -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS size" -c "CREATE DATABASE size"
     sql <<'SQL' >/dev/null
 SET client_min_messages = warning;
 CREATE EXTENSION metering;
@@ -49,6 +49,9 @@ SQL
     sql -F ' ' -v keyed="$1" -v secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')" <<'SQL'
 WITH store AS (
     SELECT relid AS rel, 'events' AS part FROM pg_partition_tree('metering.events') WHERE isleaf
+    UNION ALL
+    SELECT 'metering.events'::regclass, 'events' WHERE (SELECT c.relkind FROM pg_class c
+                                                         WHERE c.oid = 'metering.events'::regclass) = 'r'
     UNION ALL
     SELECT to_regclass('metering.idempotency_keys'), 'keys' WHERE to_regclass('metering.idempotency_keys') IS NOT NULL
 ),

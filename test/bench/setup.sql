@@ -23,7 +23,7 @@ CREATE TABLE bench.plain_events (
     meter           text COLLATE "C" NOT NULL,
     value           numeric NOT NULL,
     occurred_at     timestamptz NOT NULL,
-    due_at          timestamptz NOT NULL DEFAULT 'infinity',
+    due_at          timestamptz NOT NULL,
     ingested_at     timestamptz NOT NULL DEFAULT now(),
     idempotency_key text COLLATE "C",
     properties      jsonb NOT NULL DEFAULT '{}',
@@ -41,7 +41,7 @@ CREATE TABLE bench.plain_events_1idx (
     meter           text COLLATE "C" NOT NULL,
     value           numeric NOT NULL,
     occurred_at     timestamptz NOT NULL,
-    due_at          timestamptz NOT NULL DEFAULT 'infinity',
+    due_at          timestamptz NOT NULL,
     ingested_at     timestamptz NOT NULL DEFAULT now(),
     idempotency_key text COLLATE "C",
     properties      jsonb NOT NULL DEFAULT '{}',
@@ -50,6 +50,21 @@ CREATE TABLE bench.plain_events_1idx (
 );
 CREATE UNIQUE INDEX plain_events_1idx_idempotency_key ON bench.plain_events_1idx (customer_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
+
+-- due_at's default is 0.2.0's 'infinity' (a row without it lands in events_undated),
+-- none before: the baselines take the version's.
+DO $$
+DECLARE
+    due_default text := (SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a
+                         ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+                         WHERE d.adrelid = 'metering.events'::regclass AND a.attname = 'due_at');
+BEGIN
+    IF due_default IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE bench.plain_events ALTER COLUMN due_at SET DEFAULT %s', due_default);
+        EXECUTE format('ALTER TABLE bench.plain_events_1idx ALTER COLUMN due_at SET DEFAULT %s', due_default);
+    END IF;
+END
+$$;
 
 -- Guard: the baselines' columns must match metering.events exactly.
 CREATE FUNCTION bench.columns(rel regclass) RETURNS TABLE(attnum int2, def text)
@@ -78,7 +93,7 @@ BEGIN
     -- metering's unique keys: each month's primary key and (customer_id, idempotency_key)
     -- in metering.idempotency_keys; the baseline has both on its one table.
     IF (SELECT count(*) FROM pg_index WHERE indrelid = 'bench.plain_events'::regclass AND indisunique) <> 2
-       OR to_regclass('metering.idempotency_keys_pkey') IS NULL THEN
+       OR coalesce(to_regclass('metering.idempotency_keys_pkey'), to_regclass('metering.events_idempotency_key')) IS NULL THEN
         RAISE EXCEPTION 'bench.plain_events must have the unique keys of metering''s event store';
     END IF;
 END
