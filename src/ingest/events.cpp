@@ -456,7 +456,9 @@ int64 now_micros() { return GetCurrentTimestamp(); }
 SPIPlanPtr prepare_saved(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types)
 {
     if (*slot == nullptr) {
-        SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
+        // A generic plan: the events' months are pruned when it runs, whereas a custom
+        // plan would be planned anew at every call, over every month.
+        SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
         if (plan == nullptr)
             elog(ERROR, "metering: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
         SPI_keepplan(plan);

@@ -170,6 +170,15 @@ BEGIN
                           to_char(at AT TIME ZONE 'UTC', 'YYYY-MM')));
     EXECUTE format('ALTER TABLE metering.events ATTACH PARTITION metering.%I FOR VALUES FROM (%L) TO (%L)',
                    name, lower, upper);
+    -- The months before are done but for late events: summarize their txid indexes'
+    -- last ranges, which VACUUM leaves out while they are partial, so that the rollup
+    -- step and the reads of the tail do not read every month's last pages. (An insert
+    -- into a summarized range keeps its summary.)
+    PERFORM brin_summarize_new_values(i.indexrelid)
+    FROM metering._event_partitions() p
+    JOIN pg_index i ON i.indrelid = p.partition
+    JOIN pg_class ic ON ic.oid = i.indexrelid
+    WHERE p.to_ts <= lower AND ic.relam = (SELECT oid FROM pg_am WHERE amname = 'brin');
     RETURN format('metering.%I', name)::regclass;
 END
 $$;
