@@ -197,6 +197,9 @@ INSERT INTO attempts VALUES
     ('regress_part_app', $$SELECT count(*) FROM metering.events_2025_04$$),
     ('regress_part_app', $$SELECT metering._properties_hash('{}')$$),
     ('regress_part_app', $$SELECT count(*) FROM metering._event_partitions()$$),
+    -- the helpers the views call are PUBLIC's, and read as their caller
+    ('regress_part_app', $$SELECT metering._retention_horizon() = '2025-03-01'$$),
+    ('regress_part_app', $$SELECT metering._billed_quantity(1, '2025-01-01', 1)$$),
     -- a COPY loader inserts through events only, and may not touch a partition or the keys
     ('regress_part_copy', $$INSERT INTO metering.events (customer_id, meter, value, occurred_at) VALUES ('p2', 'calls', 1, '2025-10-02')$$),
     ('regress_part_copy', $$INSERT INTO metering.events_2025_10 (event_id, customer_id, meter, value, occurred_at, due_at, ingested_at, properties, txid)
@@ -219,7 +222,8 @@ INSERT INTO attempts VALUES
     ('regress_part_reporter', $$DELETE FROM metering.retained_values$$),
     ('regress_part_reporter', $$SELECT metering.drop_events_before('2025-04-01')$$),
     ('regress_part_reporter', $$SELECT metering.create_event_partitions('2030-01-01', '2030-02-01')$$),
-    ('regress_part_reporter', $$UPDATE metering.events_2025_04 SET value = 0$$);
+    ('regress_part_reporter', $$UPDATE metering.events_2025_04 SET value = 0$$),
+    ('regress_part_reporter', $$SELECT metering._billed_quantity(1, '2025-01-01', 1)$$);
 CREATE FUNCTION pg_temp.attempt(r text, statement text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     code text; message text;

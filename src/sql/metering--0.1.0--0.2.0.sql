@@ -1943,7 +1943,7 @@ $$;
 -- Reads and corrections after retention (what the views and functions below call)
 CREATE OR REPLACE FUNCTION metering._billed_quantity(subscription_id bigint, period_start timestamptz, charge_id bigint)
     RETURNS numeric
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

@@ -406,10 +406,11 @@ COMMENT ON FUNCTION metering._rolled_up() IS
     'Internal: the snapshot of the last rollup step (an event is rolled up iff its transaction is visible in it).';
 
 -- What the live lines of a period and charge billed (metering.billed_lines, made by
--- the invoicing module): a period before the retention horizon is read from it.
+-- the invoicing module): a period before the retention horizon is read from it. It
+-- reads as its caller (who reads invoice_lines reads the billing tables).
 CREATE FUNCTION metering._billed_quantity(subscription_id bigint, period_start timestamptz, charge_id bigint)
     RETURNS numeric
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
