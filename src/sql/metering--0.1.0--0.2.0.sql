@@ -744,7 +744,9 @@ LEFT JOIN (
         SELECT r.customer_id, r.meter, r.period_start, r.state
         FROM metering.usage_rollups r
         UNION ALL
-        SELECT sp.customer_id, ev.meter, sp.period_start,
+        SELECT ev.customer_id, ev.meter,
+               metering._period_of(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at, s.ends_at,
+                                   ev.due_at) AS period_start,
                metering._line_state(
                    m.kind,
                    CASE WHEN m.kind IN (1, 5) THEN NULL
@@ -753,15 +755,17 @@ LEFT JOIN (
                    CASE WHEN m.kind = 5 THEN CASE WHEN m.value_property IS NULL THEN ev.value::text
                                                   ELSE ev.properties ->> m.value_property END END,
                    ev.occurred_at, ev.event_id, ev.op)
-        FROM metering._started_periods sp
-        JOIN metering.events ev ON ev.customer_id = sp.customer_id
-             AND metering._due_in(ev.due_at, sp.period_start, sp.period_end)
+        FROM metering.events ev
+        JOIN metering.subscriptions s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
+             AND (s.ends_at IS NULL OR ev.due_at < s.ends_at)
+        JOIN metering.customers c ON c.customer_id = s.customer_id
+        JOIN metering.plans pl ON pl.code = s.plan_code
         JOIN metering.meters m ON m.code = ev.meter
         WHERE m.kind > 0
           AND (m.filter IS NULL OR ev.properties @> m.filter)
           AND ev.txid >= txid_snapshot_xmin(metering._rolled_up())
           AND NOT txid_visible_in_snapshot(ev.txid, metering._rolled_up())
-        GROUP BY sp.customer_id, ev.meter, sp.period_start
+        GROUP BY 1, 2, 3
     ) parts
     GROUP BY parts.customer_id, parts.meter, parts.period_start
 ) q ON q.customer_id = l.customer_id AND q.meter = l.meter AND q.period_start = l.period_start;
@@ -1456,6 +1460,7 @@ GRANT EXECUTE ON FUNCTION
     metering._custom_quantity(text, text, text, timestamptz, timestamptz, jsonb),
     metering._line_state(integer, numeric, text, timestamptz, bigint, text),
     metering._merged_quantity(bytea),
+    metering._period_of(timestamptz, interval, text, timestamptz, timestamptz, timestamptz),
     metering._rolled_up()
 TO PUBLIC;
 -- For operators, at a glance: what waits to be rolled up, the last step and close, what
