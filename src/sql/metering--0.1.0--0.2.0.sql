@@ -744,7 +744,9 @@ LEFT JOIN (
         SELECT r.customer_id, r.meter, r.period_start, r.state
         FROM metering.usage_rollups r
         UNION ALL
-        SELECT sp.customer_id, ev.meter, sp.period_start,
+        SELECT ev.customer_id, ev.meter,
+               metering._period_of(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at, s.ends_at,
+                                   ev.due_at) AS period_start,
                metering._line_state(
                    m.kind,
                    CASE WHEN m.kind IN (1, 5) THEN NULL
@@ -753,15 +755,17 @@ LEFT JOIN (
                    CASE WHEN m.kind = 5 THEN CASE WHEN m.value_property IS NULL THEN ev.value::text
                                                   ELSE ev.properties ->> m.value_property END END,
                    ev.occurred_at, ev.event_id, ev.op)
-        FROM metering._started_periods sp
-        JOIN metering.events ev ON ev.customer_id = sp.customer_id
-             AND metering._due_in(ev.due_at, sp.period_start, sp.period_end)
+        FROM metering.events ev
+        JOIN metering.subscriptions s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
+             AND (s.ends_at IS NULL OR ev.due_at < s.ends_at)
+        JOIN metering.customers c ON c.customer_id = s.customer_id
+        JOIN metering.plans pl ON pl.code = s.plan_code
         JOIN metering.meters m ON m.code = ev.meter
         WHERE m.kind > 0
           AND (m.filter IS NULL OR ev.properties @> m.filter)
           AND ev.txid >= txid_snapshot_xmin(metering._rolled_up())
           AND NOT txid_visible_in_snapshot(ev.txid, metering._rolled_up())
-        GROUP BY sp.customer_id, ev.meter, sp.period_start
+        GROUP BY 1, 2, 3
     ) parts
     GROUP BY parts.customer_id, parts.meter, parts.period_start
 ) q ON q.customer_id = l.customer_id AND q.meter = l.meter AND q.period_start = l.period_start;
@@ -799,20 +803,33 @@ BEGIN
                           WHERE i.subscription_id = v.subscription_id AND i.kind = 'regular'
                             AND i.status <> 'void' AND i.period_start = v.period_start)
     ),
-    -- every ended period after the subscription's last live regular invoice, and the holes:
-    -- one index probe per subscription, whatever its history
+    -- every ended period after the subscription's last live regular invoice (computed from
+    -- there: one index probe per subscription, whatever its history), and the holes
     due AS MATERIALIZED (
         SELECT s.subscription_id, s.customer_id, s.plan_code, 'regular'::text AS kind,
-               p.period_start, p.period_end, p.full_start, p.full_end, p.period_end AS usage_to
+               greatest(w.period_start, s.starts_at) AS period_start,
+               least(w.period_end, coalesce(s.ends_at, 'infinity')) AS period_end,
+               w.period_start AS full_start, w.period_end AS full_end,
+               least(w.period_end, coalesce(s.ends_at, 'infinity')) AS usage_to
         FROM metering.subscriptions s
         JOIN metering.customers c ON c.customer_id = s.customer_id
         JOIN metering.plans pl ON pl.code = s.plan_code
-        CROSS JOIN LATERAL (SELECT metering._regular_billed_to(s.subscription_id) AS billed_to) b
-        CROSS JOIN LATERAL metering._cut_periods(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at,
-                                                 coalesce(s.ends_at, 'infinity'), cutoff) p
-        LEFT JOIN holes h ON h.subscription_id = s.subscription_id AND h.period_start = p.period_start
-        WHERE mode = 'regular' AND s.subscription_id = ANY (subs) AND p.period_end <= cutoff
-          AND (p.period_start >= b.billed_to OR h.period_start IS NOT NULL)
+        CROSS JOIN LATERAL (SELECT greatest(s.starts_at, metering._regular_billed_to(s.subscription_id)) AS from_ts,
+                                   least(cutoff, coalesce(s.ends_at, 'infinity')) AS to_ts) b
+        CROSS JOIN LATERAL metering._periods(s.billing_anchor, pl.billing_interval, c.timezone, b.from_ts, b.to_ts) w
+        WHERE mode = 'regular' AND s.subscription_id = ANY (subs) AND b.from_ts < b.to_ts
+          AND least(w.period_end, coalesce(s.ends_at, 'infinity')) <= cutoff
+        UNION ALL
+        SELECT s.subscription_id, s.customer_id, s.plan_code, 'regular', greatest(w.period_start, s.starts_at),
+               least(w.period_end, coalesce(s.ends_at, 'infinity')), w.period_start, w.period_end,
+               least(w.period_end, coalesce(s.ends_at, 'infinity'))
+        FROM holes h
+        JOIN metering.subscriptions s ON s.subscription_id = h.subscription_id
+        JOIN metering.customers c ON c.customer_id = s.customer_id
+        JOIN metering.plans pl ON pl.code = s.plan_code
+        CROSS JOIN LATERAL metering._periods(s.billing_anchor, pl.billing_interval, c.timezone, h.period_start,
+                                             h.period_start + interval '1 microsecond') w
+        WHERE h.period_start < metering._regular_billed_to(s.subscription_id)
         UNION ALL
         SELECT s.subscription_id, s.customer_id, s.plan_code, 'interim', p.period_start, p.period_end,
                p.full_start, p.full_end, as_of + interval '1 microsecond'
@@ -981,11 +998,13 @@ AS $$
     FROM metering.subscriptions s
     JOIN metering.customers c ON c.customer_id = s.customer_id
     JOIN metering.plans pl ON pl.code = s.plan_code
-    CROSS JOIN LATERAL (SELECT metering._regular_billed_to(s.subscription_id) AS billed_to) b
+    CROSS JOIN LATERAL (SELECT greatest(s.starts_at, metering._regular_billed_to(s.subscription_id)) AS from_ts,
+                               least(cutoff, coalesce(s.ends_at, 'infinity')) AS to_ts) b
     WHERE s.starts_at < cutoff
-      AND (EXISTS (SELECT 1 FROM metering._cut_periods(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at,
-                                                       coalesce(s.ends_at, 'infinity'), cutoff) p
-                   WHERE p.period_end <= cutoff AND p.period_start >= b.billed_to)
+      AND (b.from_ts < b.to_ts
+           AND EXISTS (SELECT 1 FROM metering._periods(s.billing_anchor, pl.billing_interval, c.timezone,
+                                                       b.from_ts, b.to_ts) w
+                       WHERE least(w.period_end, coalesce(s.ends_at, 'infinity')) <= cutoff)
            OR EXISTS (SELECT 1 FROM metering.invoices v
                       WHERE v.subscription_id = s.subscription_id AND v.kind = 'regular' AND v.status = 'void'
                         AND NOT EXISTS (SELECT 1 FROM metering.invoices i
@@ -1456,6 +1475,7 @@ GRANT EXECUTE ON FUNCTION
     metering._custom_quantity(text, text, text, timestamptz, timestamptz, jsonb),
     metering._line_state(integer, numeric, text, timestamptz, bigint, text),
     metering._merged_quantity(bytea),
+    metering._period_of(timestamptz, interval, text, timestamptz, timestamptz, timestamptz),
     metering._rolled_up()
 TO PUBLIC;
 -- For operators, at a glance: what waits to be rolled up, the last step and close, what
@@ -1973,7 +1993,9 @@ LEFT JOIN (
         SELECT r.customer_id, r.meter, r.period_start, r.state
         FROM metering.usage_rollups r
         UNION ALL
-        SELECT sp.customer_id, ev.meter, sp.period_start,
+        SELECT ev.customer_id, ev.meter,
+               metering._period_of(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at, s.ends_at,
+                                   ev.due_at) AS period_start,
                metering._line_state(
                    m.kind,
                    CASE WHEN m.kind IN (1, 5) THEN NULL
@@ -1982,15 +2004,17 @@ LEFT JOIN (
                    CASE WHEN m.kind = 5 THEN CASE WHEN m.value_property IS NULL THEN ev.value::text
                                                   ELSE ev.properties ->> m.value_property END END,
                    ev.occurred_at, ev.event_id, ev.op)
-        FROM metering._started_periods sp
-        JOIN metering.events ev ON ev.customer_id = sp.customer_id
-             AND metering._due_in(ev.due_at, sp.period_start, sp.period_end)
+        FROM metering.events ev
+        JOIN metering.subscriptions s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
+             AND (s.ends_at IS NULL OR ev.due_at < s.ends_at)
+        JOIN metering.customers c ON c.customer_id = s.customer_id
+        JOIN metering.plans pl ON pl.code = s.plan_code
         JOIN metering.meters m ON m.code = ev.meter
         WHERE m.kind > 0
           AND (m.filter IS NULL OR ev.properties @> m.filter)
           AND ev.txid >= txid_snapshot_xmin(metering._rolled_up())
           AND NOT txid_visible_in_snapshot(ev.txid, metering._rolled_up())
-        GROUP BY sp.customer_id, ev.meter, sp.period_start
+        GROUP BY 1, 2, 3
     ) parts
     GROUP BY parts.customer_id, parts.meter, parts.period_start
 ) q ON q.customer_id = l.customer_id AND q.meter = l.meter AND q.period_start = l.period_start;

@@ -74,9 +74,11 @@ worker_s=$(sql bench_worker "SELECT round(sum(total_exec_time)::numeric / 1000, 
 worker_n=$(sql bench_worker "SELECT events_consumed FROM metering.rollup_state")
 AS_OF=$(sql bench_worker "SELECT (month + interval '1 month 1 day') AT TIME ZONE 'UTC' FROM bench_il.params")
 AT=$(sql bench_worker "SELECT (month + interval '14 days') AT TIME ZONE 'UTC' FROM bench_il.params")
+# what the close finds to roll up (the worker may still be in a step: the close then
+# waits for it, and the wait is part of the close's time)
+left_w=$(sql bench_worker "SELECT events_waiting FROM metering.status")
 close_w=$(timed bench_worker "SELECT metering.close_periods('$AS_OF')")
 made_w=$(result)
-left_w=$(( $(sql bench_worker "SELECT events_consumed FROM metering.rollup_state") - worker_n ))
 total_w=$(sql bench_worker "SELECT count(*) || ' invoices, ' || sum(total) || ' USD' FROM metering.invoices")
 
 # --- 5b: no worker: the close rolls up everything inline ---------------------------
@@ -112,8 +114,8 @@ ratio() { awk -v b="$1" -v o="$2" 'BEGIN { printf "%.2f", b / o }'; }
 {
     echo "figure 5: the billing run of one monthly period, 10,000 subscriptions, 4 meters, $EVENTS events (+ $SIDE around)"
     echo "  settings: shared_buffers 1GB, work_mem 256MB; analyzed after the load; no invoice before"
-    echo "  5a worker on during the load (load ${load_w} s): the worker rolled up $worker_n events in ${worker_s} s;"
-    echo "     close_periods ${close_w} s (rolled up the $left_w events left, made $made_w; $total_w)   target < 5 s"
+    echo "  5a worker on during the load (load ${load_w} s): by its end the worker had rolled up $worker_n events in ${worker_s} s;"
+    echo "     close_periods ${close_w} s ($left_w events waiting when it started; made $made_w; $total_w)   target < 5 s"
     echo "  5b no worker: close_periods ${close_n} s (rolls up all inline; $total_n);"
     echo "     hand-written GROUP BY + CASE over the plain table ${base_s} s: ratio $(ratio "$base_s" "$close_n")   target >= 1"
     echo "  5c invoice_lines of the period ${ours_s} s ($ours_lines) vs hand-written ${base_s} s ($base_lines): $(ratio "$base_s" "$ours_s")x   target >= 5"

@@ -165,20 +165,33 @@ BEGIN
                           WHERE i.subscription_id = v.subscription_id AND i.kind = 'regular'
                             AND i.status <> 'void' AND i.period_start = v.period_start)
     ),
-    -- every ended period after the subscription's last live regular invoice, and the holes:
-    -- one index probe per subscription, whatever its history
+    -- every ended period after the subscription's last live regular invoice (computed from
+    -- there: one index probe per subscription, whatever its history), and the holes
     due AS MATERIALIZED (
         SELECT s.subscription_id, s.customer_id, s.plan_code, 'regular'::text AS kind,
-               p.period_start, p.period_end, p.full_start, p.full_end, p.period_end AS usage_to
+               greatest(w.period_start, s.starts_at) AS period_start,
+               least(w.period_end, coalesce(s.ends_at, 'infinity')) AS period_end,
+               w.period_start AS full_start, w.period_end AS full_end,
+               least(w.period_end, coalesce(s.ends_at, 'infinity')) AS usage_to
         FROM metering.subscriptions s
         JOIN metering.customers c ON c.customer_id = s.customer_id
         JOIN metering.plans pl ON pl.code = s.plan_code
-        CROSS JOIN LATERAL (SELECT metering._regular_billed_to(s.subscription_id) AS billed_to) b
-        CROSS JOIN LATERAL metering._cut_periods(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at,
-                                                 coalesce(s.ends_at, 'infinity'), cutoff) p
-        LEFT JOIN holes h ON h.subscription_id = s.subscription_id AND h.period_start = p.period_start
-        WHERE mode = 'regular' AND s.subscription_id = ANY (subs) AND p.period_end <= cutoff
-          AND (p.period_start >= b.billed_to OR h.period_start IS NOT NULL)
+        CROSS JOIN LATERAL (SELECT greatest(s.starts_at, metering._regular_billed_to(s.subscription_id)) AS from_ts,
+                                   least(cutoff, coalesce(s.ends_at, 'infinity')) AS to_ts) b
+        CROSS JOIN LATERAL metering._periods(s.billing_anchor, pl.billing_interval, c.timezone, b.from_ts, b.to_ts) w
+        WHERE mode = 'regular' AND s.subscription_id = ANY (subs) AND b.from_ts < b.to_ts
+          AND least(w.period_end, coalesce(s.ends_at, 'infinity')) <= cutoff
+        UNION ALL
+        SELECT s.subscription_id, s.customer_id, s.plan_code, 'regular', greatest(w.period_start, s.starts_at),
+               least(w.period_end, coalesce(s.ends_at, 'infinity')), w.period_start, w.period_end,
+               least(w.period_end, coalesce(s.ends_at, 'infinity'))
+        FROM holes h
+        JOIN metering.subscriptions s ON s.subscription_id = h.subscription_id
+        JOIN metering.customers c ON c.customer_id = s.customer_id
+        JOIN metering.plans pl ON pl.code = s.plan_code
+        CROSS JOIN LATERAL metering._periods(s.billing_anchor, pl.billing_interval, c.timezone, h.period_start,
+                                             h.period_start + interval '1 microsecond') w
+        WHERE h.period_start < metering._regular_billed_to(s.subscription_id)
         UNION ALL
         SELECT s.subscription_id, s.customer_id, s.plan_code, 'interim', p.period_start, p.period_end,
                p.full_start, p.full_end, as_of + interval '1 microsecond'
@@ -364,11 +377,13 @@ AS $$
     FROM metering.subscriptions s
     JOIN metering.customers c ON c.customer_id = s.customer_id
     JOIN metering.plans pl ON pl.code = s.plan_code
-    CROSS JOIN LATERAL (SELECT metering._regular_billed_to(s.subscription_id) AS billed_to) b
+    CROSS JOIN LATERAL (SELECT greatest(s.starts_at, metering._regular_billed_to(s.subscription_id)) AS from_ts,
+                               least(cutoff, coalesce(s.ends_at, 'infinity')) AS to_ts) b
     WHERE s.starts_at < cutoff
-      AND (EXISTS (SELECT 1 FROM metering._cut_periods(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at,
-                                                       coalesce(s.ends_at, 'infinity'), cutoff) p
-                   WHERE p.period_end <= cutoff AND p.period_start >= b.billed_to)
+      AND (b.from_ts < b.to_ts
+           AND EXISTS (SELECT 1 FROM metering._periods(s.billing_anchor, pl.billing_interval, c.timezone,
+                                                       b.from_ts, b.to_ts) w
+                       WHERE least(w.period_end, coalesce(s.ends_at, 'infinity')) <= cutoff)
            OR EXISTS (SELECT 1 FROM metering.invoices v
                       WHERE v.subscription_id = s.subscription_id AND v.kind = 'regular' AND v.status = 'void'
                         AND NOT EXISTS (SELECT 1 FROM metering.invoices i

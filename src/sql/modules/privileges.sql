@@ -23,6 +23,7 @@ GRANT EXECUTE ON FUNCTION
     metering._line_quantity(integer, numeric, text, timestamptz, bigint, text),
     metering._line_state(integer, numeric, text, timestamptz, bigint, text),
     metering._merged_quantity(bytea),
+    metering._period_of(timestamptz, interval, text, timestamptz, timestamptz, timestamptz),
     metering._rolled_up(),
     metering._retention_horizon(),
     metering._billed_quantity(bigint, timestamptz, bigint)

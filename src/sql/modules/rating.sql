@@ -395,9 +395,10 @@ COMMENT ON VIEW metering._usage_lines IS
 -- The quantity of every usage line (docs/rating.md, "How the usage lines are computed"):
 -- the line's rolled-up state (metering.usage_rollups) merged with the state of its
 -- events not rolled up yet, the tail: the events whose transaction the last rollup step
--- did not see. The tail is found through the BRIN index on events.txid, or through the
--- primary key when one customer is asked for; a filter on the view's customer or period
--- reaches both branches. Custom and time_weighted lines are read from the events.
+-- did not see, found through the BRIN index on events.txid and grouped by period as the
+-- rollup step groups them (so reading them costs the tail, whatever the history). A
+-- filter on the view's customer reaches both branches. Custom and time_weighted lines
+-- are read from the events.
 CREATE FUNCTION metering._rolled_up() RETURNS txid_snapshot
     LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -437,7 +438,9 @@ LEFT JOIN (
         SELECT r.customer_id, r.meter, r.period_start, r.state
         FROM metering.usage_rollups r
         UNION ALL
-        SELECT sp.customer_id, ev.meter, sp.period_start,
+        SELECT ev.customer_id, ev.meter,
+               metering._period_of(s.billing_anchor, pl.billing_interval, c.timezone, s.starts_at, s.ends_at,
+                                   ev.due_at) AS period_start,
                metering._line_state(
                    m.kind,
                    CASE WHEN m.kind IN (1, 5) THEN NULL
@@ -446,15 +449,17 @@ LEFT JOIN (
                    CASE WHEN m.kind = 5 THEN CASE WHEN m.value_property IS NULL THEN ev.value::text
                                                   ELSE ev.properties ->> m.value_property END END,
                    ev.occurred_at, ev.event_id, ev.op)
-        FROM metering._started_periods sp
-        JOIN metering.events ev ON ev.customer_id = sp.customer_id
-             AND metering._due_in(ev.due_at, sp.period_start, sp.period_end)
+        FROM metering.events ev
+        JOIN metering.subscriptions s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
+             AND (s.ends_at IS NULL OR ev.due_at < s.ends_at)
+        JOIN metering.customers c ON c.customer_id = s.customer_id
+        JOIN metering.plans pl ON pl.code = s.plan_code
         JOIN metering.meters m ON m.code = ev.meter
         WHERE m.kind > 0
           AND (m.filter IS NULL OR ev.properties @> m.filter)
           AND ev.txid >= txid_snapshot_xmin(metering._rolled_up())
           AND NOT txid_visible_in_snapshot(ev.txid, metering._rolled_up())
-        GROUP BY sp.customer_id, ev.meter, sp.period_start
+        GROUP BY 1, 2, 3
     ) parts
     GROUP BY parts.customer_id, parts.meter, parts.period_start
 ) q ON q.customer_id = l.customer_id AND q.meter = l.meter AND q.period_start = l.period_start;

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Figure 6 of make bench: how the billing run grows. With the rollup worker on, as in
+# production:
+#   6a  13 monthly closes of the same 10,000 subscriptions (4 meters, BENCH_SC_EVENTS
+#       events a month, 1 % of them late, due in an earlier month): the 13th close
+#       against the first (target: at most 1.25x);
+#   6b  one monthly close of 100,000 subscriptions (10x the events) against the first
+#       close of 6a (target: at most 10x, linear).
+# Each close runs on a database analyzed after its month's load, once the worker has
+# rolled up the month (whatever is left is rolled up by the close). Settings of a
+# production server: shared_buffers 1 GB, work_mem 256 MB. Environment:
+#   BENCH_SC_EVENTS (events a month for 10,000 subscriptions, 200000), BENCH_SC_MONTHS (13),
+#   BENCH_SC_BIG (subscriptions of 6b, 100000; 0 skips it), BENCH_OUT (build/bench)
+set -euo pipefail
+shopt -s inherit_errexit
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+EPM=${BENCH_SC_EVENTS:-200000}
+MONTHS=${BENCH_SC_MONTHS:-13}
+BIG=${BENCH_SC_BIG:-100000}
+OUT=${BENCH_OUT:-$ROOT/build/bench}
+mkdir -p "$OUT"
+log() { printf '%s\n' "$*" >&2; }
+if [ -w "$(pg_config --pkglibdir)" ] && [ -z "${BENCH_DESTDIR:-}" ]; then
+    make -s -j2 -C "$ROOT" >/dev/null && make -s -C "$ROOT" install >/dev/null
+fi
+export PGBIN=${PGBIN:-$(pg_config --bindir)}
+# shellcheck source=../lib/cluster.sh
+source "$ROOT/test/lib/cluster.sh"
+cluster_start 'shared_buffers = 1GB' 'work_mem = 256MB' 'maintenance_work_mem = 1GB' 'max_wal_size = 8GB' \
+    'checkpoint_timeout = 30min' "shared_preload_libraries = 'metering'" \
+    "metering.rollup_databases = 'scale_small, scale_big'" "metering.rollup_interval = '1s'"
+sql() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -At -d "$1" -c "$2"; }
+now_ns() { date +%s%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
+
+setup() {  # db subscriptions
+    "$PGBIN/createdb" "$1"
+    for _ in $(seq 30); do  # the worker connects once the database exists
+        [ "$(sql postgres "SELECT count(*) FROM pg_stat_activity WHERE datname = '$1'
+                           AND backend_type = 'metering rollup worker'")" = 1 ] && break
+        sleep 1
+    done
+    sql "$1" "CREATE EXTENSION metering" >/dev/null
+    "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$1" -v subs="$2" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+SELECT count(metering.create_customer('cust-' || i)) FROM generate_series(1, :subs) i;
+SELECT metering.create_meter('api_calls', 'count'), metering.create_meter('tokens', 'sum'),
+       metering.create_meter('storage_gb', 'max'), metering.create_meter('active_users', 'unique_count', 'user');
+SELECT metering.create_plan('pro', 'USD', '1 month', 49);
+SELECT metering.add_charge('pro', 'api_calls', '{"model": "graduated", "free_units": 100, "tiers": [{"up_to": 5000, "unit_price": "0.002"}, {"up_to": null, "unit_price": "0.0015"}]}'),
+       metering.add_charge('pro', 'tokens', '{"model": "volume", "tiers": [{"up_to": 1000000, "unit_price": "0.00001"}, {"up_to": null, "unit_price": "0.000008", "flat_price": 2}]}'),
+       metering.add_charge('pro', 'storage_gb', '{"model": "per_unit", "unit_price": "0.125", "free_units": 5}'),
+       metering.add_charge('pro', 'active_users', '{"model": "package", "package_size": 10, "package_price": 15}');
+SELECT count(metering.subscribe('cust-' || i, 'pro', '2025-01-01 00:00 UTC')) FROM generate_series(1, :subs) i;
+CREATE PROCEDURE public.load_month(subs int, n int, month int, late_share float8, chunk int)
+LANGUAGE plpgsql AS $$
+DECLARE
+    lo int := 1;
+BEGIN
+    WHILE lo <= n LOOP
+        INSERT INTO metering.events (customer_id, meter, value, occurred_at, due_at, properties)
+        SELECT 'cust-' || (1 + floor(random() * subs)::int), (ARRAY['api_calls', 'tokens', 'storage_gb', 'active_users'])[1 + i % 4],
+               CASE i % 4 WHEN 1 THEN 1 + floor(random() * 4000) WHEN 2 THEN 1 + floor(random() * 500) ELSE 1 END,
+               t, t, CASE i % 4 WHEN 3 THEN jsonb_build_object('user', 'u' || floor(random() * 20)::int) ELSE '{}' END
+        FROM generate_series(lo, least(lo + chunk - 1, n)) i,
+             LATERAL (SELECT CASE WHEN month > 0 AND random() < late_share   -- late: an earlier month
+                                  THEN '2025-01-01 00:00 UTC'::timestamptz + floor(random() * month) * interval '1 month' + random() * interval '27 days'
+                                  ELSE '2025-01-01 00:00 UTC'::timestamptz + month * interval '1 month' + (i - 0.5) / n * interval '28 days'
+                             END AS t) x;
+        COMMIT;
+        lo := lo + chunk;
+    END LOOP;
+END $$;
+SQL
+}
+wait_rolled_up() {  # db: until the worker has nothing left (at most 120 s)
+    for _ in $(seq 120); do
+        [ "$(sql "$1" "SELECT events_waiting FROM metering.status")" = 0 ] && return
+        sleep 1
+    done
+}
+close_month() {  # db month subscriptions -> seconds of its close
+    local db=$1 m=$2 n=$3 as_of t0
+    sql "$db" "CALL public.load_month($n, $((EPM * n / 10000)), $m, 0.01, 50000)"
+    wait_rolled_up "$db"
+    sql "$db" "ANALYZE" >/dev/null
+    as_of=$(sql "$db" "SELECT '2025-01-01 02:00 UTC'::timestamptz + ($m + 1) * interval '1 month'")
+    t0=$(now_ns)
+    sql "$db" "SELECT metering.close_periods('$as_of')" >/dev/null
+    secs "$t0" "$(now_ns)"
+}
+
+log "figure 6a: $MONTHS monthly closes of 10,000 subscriptions, $EPM events a month (1 % late)"
+setup scale_small 10000
+times=()
+for m in $(seq 0 $((MONTHS - 1))); do
+    times+=("$(close_month scale_small "$m" 10000)")
+    log "  close of month $((m + 1)): ${times[-1]} s"
+done
+late=$(sql scale_small "SELECT count(*) FROM metering.invoice_items WHERE kind = 'late_usage'")
+invoices=$(sql scale_small "SELECT count(*) FROM metering.invoices")
+events=$(sql scale_small "SELECT count(*) FROM metering.events")
+big=
+if [ "$BIG" != 0 ]; then
+    log "figure 6b: one monthly close of $BIG subscriptions, $((EPM * BIG / 10000)) events"
+    setup scale_big "$BIG"
+    big=$(close_month scale_big 0 "$BIG")
+fi
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+{
+    echo "figure 6: how the billing run grows (rollup worker on; shared_buffers 1GB, work_mem 256MB)"
+    echo "  6a 10,000 subscriptions, 4 meters, $EPM events a month (1 % late into earlier months), $MONTHS months:"
+    echo "     closes (s): ${times[*]}"
+    echo "     13th close / first: $(ratio "${times[-1]}" "${times[0]}")   target <= 1.25"
+    echo "     at the end: $events events, $invoices invoices, $late late-usage lines"
+    [ -n "$big" ] && echo "  6b $BIG subscriptions, one month: ${big} s = $(ratio "$big" "${times[0]}") x the 10,000 close   target <= 10"
+} | tee "$OUT/figure6.txt"
