@@ -13,117 +13,9 @@ CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON meterin
     FOR EACH STATEMENT EXECUTE FUNCTION metering._refuse_change(
         'events are append-only', 'Record a correction as a new event.');
 
--- end_subscription takes the customer's lock; close_periods refuses a future as_of and
--- reads the subscription again once it holds the customer's lock
-CREATE OR REPLACE FUNCTION metering.end_subscription(subscription_id bigint, ends_at timestamptz DEFAULT now())
-    RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    s metering.subscriptions;
-BEGIN
-    IF subscription_id IS NULL OR ends_at IS NULL THEN
-        RAISE EXCEPTION '% must not be NULL', CASE WHEN subscription_id IS NULL THEN 'subscription_id' ELSE 'ends_at' END
-            USING ERRCODE = '22004';
-    END IF;
-    SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = end_subscription.subscription_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'subscription % does not exist', subscription_id USING ERRCODE = 'MT020';
-    END IF;
-    -- The customer's lock first, as billing takes it: no invoice is being issued for it
-    -- while the end moves (the trigger subscriptions_freeze_billed refuses an end before
-    -- what is already invoiced).
-    PERFORM 1 FROM metering.customers c WHERE c.customer_id = s.customer_id FOR UPDATE;
-    SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = end_subscription.subscription_id
-        FOR UPDATE;
-    IF s.ends_at IS NOT NULL THEN
-        RAISE EXCEPTION 'subscription % already ended at %', subscription_id, s.ends_at
-            USING ERRCODE = '55000';
-    END IF;
-    IF NOT isfinite(ends_at) OR ends_at <= s.starts_at THEN
-        RAISE EXCEPTION 'ends_at % must be a finite timestamp after starts_at %', ends_at, s.starts_at
-            USING ERRCODE = '22023';
-    END IF;
-    UPDATE metering.subscriptions x SET ends_at = end_subscription.ends_at
-    WHERE x.subscription_id = end_subscription.subscription_id;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION metering.close_periods(as_of timestamptz DEFAULT now()) RETURNS int
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    cutoff timestamptz;
-    s metering.subscriptions;
-    p record;
-    locked boolean;
-    made int := 0;
-BEGIN
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'as_of must be a finite timestamp, not %', coalesce(as_of::text, 'NULL')
-            USING ERRCODE = '22004';
-    END IF;
-    IF as_of > now() THEN
-        RAISE EXCEPTION 'as_of must not be in the future' USING ERRCODE = '22023',
-            DETAIL = format('as_of is %s, now() is %s.', as_of, now()),
-            HINT = 'A period is closed once it has ended; usage may still arrive for periods that have not.';
-    END IF;
-    cutoff := as_of - metering._grace_period();
-    FOR s IN SELECT * FROM metering.subscriptions x WHERE x.starts_at < cutoff ORDER BY x.subscription_id LOOP
-        locked := false;
-        -- The first due period without its regular invoice, again after each invoice.
-        LOOP
-            SELECT sp.* INTO p FROM metering.customers c, metering.plans pl,
-                   metering._subscription_periods(s, c.timezone, pl.billing_interval, s.starts_at, cutoff) sp
-            WHERE c.customer_id = s.customer_id AND pl.code = s.plan_code AND sp.period_end <= cutoff
-              AND NOT EXISTS (SELECT 1 FROM metering.invoices i
-                              WHERE i.subscription_id = s.subscription_id AND i.kind = 'regular'
-                                AND i.status <> 'void' AND i.period_start = sp.period_start)
-            ORDER BY sp.period_start LIMIT 1;
-            EXIT WHEN NOT FOUND;
-            IF NOT locked THEN
-                -- Everything that bills a customer takes this lock; ingest never does. Once
-                -- it is held, the subscription is read again (end_subscription may have
-                -- moved its end while we waited) and the due periods are computed again.
-                PERFORM 1 FROM metering.customers c WHERE c.customer_id = s.customer_id FOR UPDATE;
-                SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = s.subscription_id;
-                locked := true;
-                CONTINUE;
-            END IF;
-            PERFORM metering._issue_invoice(s, p.period_start, p.period_end, p.full_start, p.full_end,
-                                            'regular', as_of);
-            made := made + 1;
-        END LOOP;
-        -- An ended subscription has no next invoice: its late usage gets an interim
-        -- invoice of its last period (late usage lines only).
-        IF s.ends_at IS NOT NULL AND s.ends_at <= cutoff THEN
-            IF NOT locked THEN
-                PERFORM 1 FROM metering.customers c WHERE c.customer_id = s.customer_id FOR UPDATE;
-                SELECT * INTO s FROM metering.subscriptions x WHERE x.subscription_id = s.subscription_id;
-            END IF;
-            SELECT sp.* INTO p FROM metering.customers c, metering.plans pl,
-                   metering._subscription_periods(s, c.timezone, pl.billing_interval, s.ends_at - interval '1 microsecond', s.ends_at) sp
-            WHERE c.customer_id = s.customer_id AND pl.code = s.plan_code;
-            IF EXISTS (SELECT 1 FROM metering.charges chg
-                       JOIN metering.events e ON e.customer_id = s.customer_id AND e.meter = chg.meter
-                       WHERE chg.plan_code = s.plan_code AND e.due_at >= s.starts_at AND e.due_at < s.ends_at
-                         AND NOT EXISTS (SELECT 1 FROM metering.billed_events b
-                                         WHERE b.customer_id = e.customer_id AND b.event_id = e.event_id)
-                         AND EXISTS (SELECT 1 FROM metering.invoices r
-                                     WHERE r.subscription_id = s.subscription_id AND r.kind = 'regular'
-                                       AND r.status <> 'void' AND r.period_start <= e.due_at AND e.due_at < r.period_end))
-            THEN
-                PERFORM metering._issue_invoice(s, p.period_start, p.period_end, p.full_start, p.full_end,
-                                                'interim', as_of);
-                made := made + 1;
-            END IF;
-        END IF;
-    END LOOP;
-    RETURN made;
-END
-$$;
+-- end_subscription taking the customer's lock, and close_periods refusing a future as_of
+-- and reading the subscription again under that lock, come with their 0.2.0 versions in
+-- the rollup section below.
 
 -- The billing history cannot be rewritten: once a subscription has a live invoice, what
 -- its periods and amounts were computed from is frozen (docs/invoicing.md, "Frozen
@@ -148,8 +40,12 @@ DECLARE
     billed_until timestamptz;
     other bigint;
 BEGIN
-    -- Each branch first takes the locks that billing takes (the customers' rows), so that
-    -- an invoice being issued concurrently is either seen here or issued after the change.
+    -- Each branch first takes the locks that billing takes, in its order (the rollup
+    -- lock, then the customers' rows), so that an invoice being issued concurrently is
+    -- either seen here or issued after the change.
+    IF TG_TABLE_NAME <> 'customers' THEN
+        PERFORM 1 FROM metering.rollup_state FOR UPDATE;
+    END IF;
     IF TG_TABLE_NAME = 'plans' THEN
         IF (NEW.currency, NEW.billing_interval, NEW.base_fee) IS DISTINCT FROM (OLD.currency, OLD.billing_interval, OLD.base_fee) THEN
             PERFORM 1 FROM metering.customers c
@@ -545,6 +441,8 @@ BEGIN
     SELECT r.snapshot INTO done FROM metering.rollup_state r FOR UPDATE;
     SELECT coalesce(max(i.period_end), '-infinity') INTO from_ts FROM metering.invoices i
     WHERE i.customer_id = _rollup_rebuild.customer_id AND i.kind = 'regular' AND i.status <> 'void';
+    -- The groups before the retention horizon stay: their events were dropped.
+    from_ts := greatest(from_ts, metering._retention_horizon());
     DELETE FROM metering.usage_rollups u
     WHERE u.customer_id = _rollup_rebuild.customer_id AND u.period_start >= from_ts;
     INSERT INTO metering.usage_rollups (customer_id, meter, period_start, subscription_id, state, events)
@@ -1119,115 +1017,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION metering.void_invoice(invoice_id bigint, reason text) RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    inv metering.invoices;
-BEGIN
-    IF reason IS NULL OR btrim(reason) = '' THEN
-        RAISE EXCEPTION 'reason must not be empty' USING ERRCODE = '22004',
-            HINT = 'Say why the invoice is voided; it is kept with the invoice.';
-    END IF;
-    SELECT * INTO inv FROM metering.invoices i WHERE i.invoice_id = void_invoice.invoice_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'invoice % does not exist', coalesce(invoice_id::text, 'NULL') USING ERRCODE = 'MT022';
-    END IF;
-    PERFORM 1 FROM metering.rollup_state FOR UPDATE;
-    PERFORM 1 FROM metering.customers c WHERE c.customer_id = inv.customer_id FOR UPDATE;
-    SELECT * INTO inv FROM metering.invoices i WHERE i.invoice_id = void_invoice.invoice_id;
-    IF inv.status = 'void' THEN
-        RAISE EXCEPTION 'invoice % is already void', invoice_id USING ERRCODE = '55000';
-    END IF;
-    -- The regular invoice of a period billed what its interim invoices had not.
-    IF inv.kind = 'interim' AND EXISTS (
-           SELECT 1 FROM metering.invoice_items it WHERE it.invoice_id = inv.invoice_id AND it.kind = 'usage')
-       AND EXISTS (
-           SELECT 1 FROM metering.invoices r WHERE r.subscription_id = inv.subscription_id AND r.kind = 'regular'
-           AND r.status <> 'void' AND r.period_start = inv.period_start) THEN
-        RAISE EXCEPTION 'invoice % is an interim invoice of a period whose regular invoice billed the rest',
-            invoice_id USING ERRCODE = '55000',
-            HINT = 'Void the regular invoice of the period first; its next one bills the whole period.';
-    END IF;
-    PERFORM metering._internal_change(true);
-    UPDATE metering.invoices i SET status = 'void', voided_at = now(), void_reason = reason
-    WHERE i.invoice_id = void_invoice.invoice_id;
-    -- What the period's remaining live lines billed: their amounts, and the quantity of the last.
-    WITH touched AS (
-        SELECT DISTINCT it.period_start, it.charge_id, it.meter FROM metering.invoice_items it
-        WHERE it.invoice_id = inv.invoice_id AND it.charge_id IS NOT NULL
-    ),
-    remaining AS (
-        SELECT t.period_start, t.charge_id,
-               (SELECT sum(it.amount) FROM metering.invoice_items it JOIN metering.invoices i USING (invoice_id)
-                WHERE i.subscription_id = inv.subscription_id AND i.status <> 'void'
-                  AND it.period_start = t.period_start AND it.charge_id = t.charge_id) AS amount,
-               (SELECT it.period_quantity FROM metering.invoice_items it JOIN metering.invoices i USING (invoice_id)
-                WHERE i.subscription_id = inv.subscription_id AND i.status <> 'void'
-                  AND it.period_start = t.period_start AND it.charge_id = t.charge_id
-                ORDER BY i.invoice_id DESC LIMIT 1) AS quantity
-        FROM touched t
-    ),
-    kept AS (
-        UPDATE metering.billed_lines b SET amount = r.amount, quantity = r.quantity
-        FROM remaining r
-        WHERE b.subscription_id = inv.subscription_id AND b.period_start = r.period_start
-          AND b.charge_id = r.charge_id AND r.amount IS NOT NULL
-    ),
-    dropped AS (
-        DELETE FROM metering.billed_lines b USING remaining r
-        WHERE b.subscription_id = inv.subscription_id AND b.period_start = r.period_start
-          AND b.charge_id = r.charge_id AND r.amount IS NULL
-    )
-    -- late usage it billed is late again, for the next invoice
-    INSERT INTO metering.late_groups (subscription_id, period_start, meter)
-    SELECT inv.subscription_id, it.period_start, it.meter FROM metering.invoice_items it
-    WHERE it.invoice_id = inv.invoice_id AND it.kind = 'late_usage'
-    ON CONFLICT DO NOTHING;
-    PERFORM metering._internal_change(false);
-END
-$$;
-
-CREATE OR REPLACE FUNCTION metering.delete_unbilled_event(customer_id text, event_id bigint) RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    e metering.events;
-    billed_by bigint;
-BEGIN
-    IF customer_id IS NULL OR event_id IS NULL THEN
-        RAISE EXCEPTION '% must not be NULL', CASE WHEN customer_id IS NULL THEN 'customer_id' ELSE 'event_id' END
-            USING ERRCODE = '22004';
-    END IF;
-    PERFORM 1 FROM metering.rollup_state FOR UPDATE;
-    PERFORM 1 FROM metering.customers c WHERE c.customer_id = delete_unbilled_event.customer_id FOR UPDATE;
-    SELECT * INTO e FROM metering.events x
-    WHERE x.customer_id = delete_unbilled_event.customer_id AND x.event_id = delete_unbilled_event.event_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'event % of customer_id "%" does not exist', event_id, customer_id USING ERRCODE = 'MT023';
-    END IF;
-    -- Billed: its period has its live regular invoice, or an interim one billed up to it.
-    SELECT i.invoice_id INTO billed_by
-    FROM metering.subscriptions s
-    JOIN metering.invoices i ON i.subscription_id = s.subscription_id AND i.status <> 'void'
-    WHERE s.customer_id = e.customer_id AND s.starts_at <= e.due_at AND (s.ends_at IS NULL OR e.due_at < s.ends_at)
-      AND i.period_start <= e.due_at AND e.due_at < i.period_end
-      AND (i.kind = 'regular' OR e.due_at <= i.as_of)
-    ORDER BY i.invoice_id LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'event % is billed by invoice %', event_id, billed_by USING ERRCODE = 'MT017',
-            HINT = 'A billed event is corrected by a new event (negative where the meter allows it).';
-    END IF;
-    PERFORM metering._internal_change(true);
-    DELETE FROM metering.events x
-    WHERE x.customer_id = delete_unbilled_event.customer_id AND x.event_id = delete_unbilled_event.event_id;
-    PERFORM metering._internal_change(false);
-    PERFORM metering._rollup_rebuild(delete_unbilled_event.customer_id);
-END
-$$;
-
 CREATE OR REPLACE FUNCTION metering.subscribe(customer_id text, plan_code text, starts_at timestamptz DEFAULT now(),
         billing_anchor timestamptz DEFAULT NULL)
     RETURNS bigint
@@ -1314,75 +1103,6 @@ BEGIN
     END IF;
     UPDATE metering.subscriptions x SET ends_at = end_subscription.ends_at
     WHERE x.subscription_id = end_subscription.subscription_id;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION metering._freeze_billed() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    billed_until timestamptz;
-    other bigint;
-BEGIN
-    -- Each branch first takes the locks that billing takes, in its order (the rollup
-    -- lock, then the customers' rows), so that an invoice being issued concurrently is
-    -- either seen here or issued after the change.
-    IF TG_TABLE_NAME <> 'customers' THEN
-        PERFORM 1 FROM metering.rollup_state FOR UPDATE;
-    END IF;
-    IF TG_TABLE_NAME = 'plans' THEN
-        IF (NEW.currency, NEW.billing_interval, NEW.base_fee) IS DISTINCT FROM (OLD.currency, OLD.billing_interval, OLD.base_fee) THEN
-            PERFORM 1 FROM metering.customers c
-            WHERE c.customer_id IN (SELECT s.customer_id FROM metering.subscriptions s WHERE s.plan_code = OLD.code)
-            ORDER BY c.customer_id FOR UPDATE;
-        END IF;
-        IF (NEW.currency, NEW.billing_interval, NEW.base_fee) IS DISTINCT FROM (OLD.currency, OLD.billing_interval, OLD.base_fee)
-           AND EXISTS (SELECT 1 FROM metering.subscriptions s JOIN metering.invoices i USING (subscription_id)
-                       WHERE s.plan_code = OLD.code AND i.status <> 'void') THEN
-            RAISE EXCEPTION 'plan "%" has invoiced periods: its currency, billing_interval and base_fee are frozen', OLD.code
-                USING ERRCODE = 'MT017',
-                      HINT = 'Create a new plan and move subscriptions to it (end_subscription, subscribe) at a period boundary.';
-        END IF;
-    ELSIF TG_TABLE_NAME = 'customers' THEN
-        -- the UPDATE itself holds this customer's row lock
-        IF NEW.timezone IS DISTINCT FROM OLD.timezone
-           AND EXISTS (SELECT 1 FROM metering.invoices i WHERE i.customer_id = OLD.customer_id AND i.status <> 'void') THEN
-            RAISE EXCEPTION 'customer_id "%" has invoiced periods: its timezone is frozen', OLD.customer_id
-                USING ERRCODE = 'MT017',
-                      HINT = 'Billing periods follow the time zone; a new time zone needs a new subscription from a period boundary.';
-        END IF;
-        IF NEW.timezone IS DISTINCT FROM OLD.timezone THEN
-            PERFORM metering._check_timezone(NEW.timezone);
-        END IF;
-    ELSE  -- subscriptions
-        PERFORM 1 FROM metering.customers c WHERE c.customer_id IN (OLD.customer_id, NEW.customer_id)
-        ORDER BY c.customer_id FOR UPDATE;
-        billed_until := metering._billed_until(OLD.subscription_id);
-        IF billed_until IS NOT NULL
-           AND (NEW.customer_id, NEW.plan_code, NEW.starts_at, NEW.billing_anchor)
-               IS DISTINCT FROM (OLD.customer_id, OLD.plan_code, OLD.starts_at, OLD.billing_anchor) THEN
-            RAISE EXCEPTION 'subscription % has invoiced periods: its customer_id, plan_code, starts_at and billing_anchor are frozen',
-                OLD.subscription_id USING ERRCODE = 'MT017',
-                HINT = 'End it with metering.end_subscription and subscribe anew.';
-        END IF;
-        IF NEW.ends_at IS DISTINCT FROM OLD.ends_at THEN
-            IF NEW.ends_at < billed_until THEN
-                RAISE EXCEPTION 'ends_at % of subscription % is before %, up to which it is invoiced',
-                    NEW.ends_at, OLD.subscription_id, billed_until USING ERRCODE = 'MT017',
-                    HINT = 'Void the invoices after the new end first, or end it later.';
-            END IF;
-            SELECT s.subscription_id INTO other FROM metering.subscriptions s
-            WHERE s.customer_id = NEW.customer_id AND s.subscription_id <> OLD.subscription_id
-              AND s.starts_at < coalesce(NEW.ends_at, 'infinity') AND coalesce(s.ends_at, 'infinity') > NEW.starts_at
-            LIMIT 1;
-            IF FOUND THEN
-                RAISE EXCEPTION 'subscription % would overlap subscription % of customer_id "%"',
-                    OLD.subscription_id, other, NEW.customer_id USING ERRCODE = 'MT019';
-            END IF;
-        END IF;
-    END IF;
-    RETURN NEW;
 END
 $$;
 
@@ -2251,23 +1971,3 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION metering._rollup_rebuild(customer_id text) RETURNS void
-    LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    done txid_snapshot;
-    from_ts timestamptz;
-BEGIN
-    SELECT r.snapshot INTO done FROM metering.rollup_state r FOR UPDATE;
-    SELECT coalesce(max(i.period_end), '-infinity') INTO from_ts FROM metering.invoices i
-    WHERE i.customer_id = _rollup_rebuild.customer_id AND i.kind = 'regular' AND i.status <> 'void';
-    -- The groups before the retention horizon stay: their events were dropped.
-    from_ts := greatest(from_ts, metering._retention_horizon());
-    DELETE FROM metering.usage_rollups u
-    WHERE u.customer_id = _rollup_rebuild.customer_id AND u.period_start >= from_ts;
-    INSERT INTO metering.usage_rollups (customer_id, meter, period_start, subscription_id, state, events)
-    SELECT b.customer_id, b.meter, b.period_start, b.subscription_id, b.state, b.events
-    FROM metering._rollup_groups('1:1:', done, ARRAY[_rollup_rebuild.customer_id], from_ts) b;
-END
-$$;
