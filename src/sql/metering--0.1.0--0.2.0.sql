@@ -305,12 +305,17 @@ COMMENT ON TABLE metering.usage_rollups IS
 -- cur NULL: every event the caller sees (its own transaction's included), so that
 -- (prev = the last step's snapshot, cur NULL) is the tail not rolled up yet.
 -- customers and from_ts narrow it to some customers and to events due from an instant.
+-- Planned at every call with its arguments as constants: a generic plan cannot tell a
+-- step (a few recent transactions: the txid indexes) from a rebuild (one customer's
+-- events: the primary key), and the one Postgres settled on in the rollup worker's
+-- session read every customer's whole history by primary key at every step.
 CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
         customers text[] DEFAULT NULL, from_ts timestamptz DEFAULT NULL)
     RETURNS TABLE(customer_id text, meter text, period_start timestamptz, subscription_id bigint,
                   state bytea, events bigint)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     RETURN QUERY
@@ -780,20 +785,21 @@ BEGIN
                                  ELSE metering._quantity(m, d.customer_id, d.period_start, d.usage_to) END, 0)
                    AS quantity) q
     ),
-    -- invoiced periods whose usage changed: flagged by the rollup step, or in the tail
-    late_periods AS (
-        SELECT lg.subscription_id, lg.period_start, lg.meter FROM metering.late_groups lg
-        WHERE lg.subscription_id IN (SELECT f.subscription_id FROM first_invoice f)
-        UNION
-        SELECT t.subscription_id, t.period_start, t.meter FROM tail t
-        WHERE t.subscription_id IN (SELECT f.subscription_id FROM first_invoice f)
+    -- invoiced periods whose usage changed: flagged by the rollup step, or in the tail;
+    -- with the invoice they go on (joined here once, where both sides' sizes are known:
+    -- a nested loop over first_invoice per late period was quadratic)
+    late_periods AS MATERIALIZED (
+        SELECT f.subscription_id, f.period_start AS invoice_period, x.period_start, x.meter
+        FROM (SELECT lg.subscription_id, lg.period_start, lg.meter FROM metering.late_groups lg
+              UNION
+              SELECT t.subscription_id, t.period_start, t.meter FROM tail t) x
+        JOIN first_invoice f ON f.subscription_id = x.subscription_id
     ),
     late_lines AS MATERIALIZED (
-        SELECT f.subscription_id, f.period_start AS invoice_period, lp.period_start AS usage_period,
+        SELECT lp.subscription_id, lp.invoice_period, lp.period_start AS usage_period,
                ri.period_end AS usage_period_end, ch.charge_id, ch.meter, ch.pricing - 'free_units' AS pricing,
                pl.currency, q.quantity, coalesce(b.quantity, 0) AS billed
-        FROM first_invoice f
-        JOIN late_periods lp ON lp.subscription_id = f.subscription_id
+        FROM late_periods lp
         JOIN metering.invoices ri ON ri.subscription_id = lp.subscription_id AND ri.kind = 'regular'
              AND ri.status <> 'void' AND ri.period_start = lp.period_start
         JOIN metering.subscriptions s ON s.subscription_id = lp.subscription_id
@@ -1253,7 +1259,7 @@ CREATE TABLE metering.events (
 ) PARTITION BY RANGE (due_at);
 -- One partition per calendar month (UTC), metering.events_YYYY_MM, created on demand
 -- by metering._create_event_partition with the primary key (customer_id, meter,
--- due_at, event_id) and the BRIN index on txid. The parent has no index of its own:
+-- due_at, event_id) and the index on txid. The parent has no index of its own:
 -- pg_dump dumps the partitions (created at run time, not members of the extension)
 -- with their indexes, which a partitioned index would already have made on restore.
 COMMENT ON TABLE metering.events IS
@@ -1348,23 +1354,16 @@ BEGIN
     EXECUTE format('ALTER TABLE metering.%I ADD CONSTRAINT %I PRIMARY KEY (customer_id, meter, due_at, event_id)',
                    name, name || '_pkey');
     -- The rollup step finds the events committed since its last snapshot by their
-    -- transaction ids, which grow with the table: a BRIN index costs ingest next to nothing.
-    EXECUTE format('CREATE INDEX %I ON metering.%I USING brin (txid) WITH (pages_per_range = 16, '
-                   'autosummarize = on)', name || '_txid', name);
+    -- transaction ids. A b-tree: late events land in the free space of old pages, so
+    -- a BRIN index's ranges all came to hold a recent txid and every step read every
+    -- month. Ids grow, so its inserts go to the rightmost leaf; a batch's events share
+    -- one id, which deduplication stores once.
+    EXECUTE format('CREATE INDEX %I ON metering.%I (txid)', name || '_txid', name);
     EXECUTE format('COMMENT ON TABLE metering.%I IS %L', name,
                    format('Events due in %s (UTC): a partition of metering.events, made on demand.',
                           to_char(at AT TIME ZONE 'UTC', 'YYYY-MM')));
     EXECUTE format('ALTER TABLE metering.events ATTACH PARTITION metering.%I FOR VALUES FROM (%L) TO (%L)',
                    name, lower, upper);
-    -- The months before are done but for late events: summarize their txid indexes'
-    -- last ranges, which VACUUM leaves out while they are partial, so that the rollup
-    -- step and the reads of the tail do not read every month's last pages. (An insert
-    -- into a summarized range keeps its summary.)
-    PERFORM brin_summarize_new_values(i.indexrelid)
-    FROM metering._event_partitions() p
-    JOIN pg_index i ON i.indrelid = p.partition
-    JOIN pg_class ic ON ic.oid = i.indexrelid
-    WHERE p.to_ts <= lower AND ic.relam = (SELECT oid FROM pg_am WHERE amname = 'brin');
     RETURN format('metering.%I', name)::regclass;
 END
 $$;
@@ -1632,12 +1631,6 @@ BEGIN
            e.idempotency_key, e.properties, e.op, e.txid
     FROM metering.events_0_1 e ORDER BY e.due_at, e.event_id;
     PERFORM set_config('session_replication_role', replication_role, true);
-    -- every range of the txid indexes summarized, the last partial ones too
-    PERFORM brin_summarize_new_values(i.indexrelid)
-    FROM metering._event_partitions() p
-    JOIN pg_index i ON i.indrelid = p.partition
-    JOIN pg_class ic ON ic.oid = i.indexrelid
-    WHERE ic.relam = (SELECT oid FROM pg_am WHERE amname = 'brin');
     INSERT INTO metering.idempotency_keys (event_id, due_at, occurred_at, properties_hash, times_defaulted,
                                            customer_id, idempotency_key, meter, value, op)
     SELECT e.event_id, e.due_at, e.occurred_at, metering._properties_hash(e.properties),
@@ -1971,3 +1964,10 @@ BEGIN
 END
 $$;
 
+
+------------------------------------------------------------------------------
+-- issue 10: what the month-end run reads grows with the voided invoices, not with all
+------------------------------------------------------------------------------
+
+CREATE INDEX invoices_voided ON metering.invoices (subscription_id, period_start)
+    WHERE kind = 'regular' AND status = 'void';

@@ -2,7 +2,9 @@
 # make bench: the ingest paths of metering beside plain-table baselines, in the
 # same run on the same throwaway cluster (docs/benchmarks.md explains the method).
 #   Figure 1  metering.ingest, 8 clients      vs INSERT ... ON CONFLICT DO NOTHING
-#   Figure 2  metering.ingest_batch, 1,000/call vs COPY of the same rows
+#   Figure 2  metering.ingest_batch, 1,000/call vs COPY of the same rows, and vs
+#             INSERT ... SELECT FROM jsonb_to_recordset(...) ON CONFLICT DO NOTHING
+#   Figure 2r rolling Figure 2's events up (refresh_usage) vs ingesting them
 #   Figure 3  COPY into metering.events_import (the bulk path), and into
 #             metering.events (row trigger), vs COPY into a plain table
 #   Figure 4  invoice lines of one monthly period over 10 million events vs the
@@ -103,6 +105,14 @@ done
 for b in $(seq "$BATCHES"); do
     echo "SELECT count(*) FROM bench.batches b, metering.ingest_batch(b.doc) WHERE b.id = $b;"
 done >"$WORK/batch_stored.sql"
+# Baseline 2e: the same batches into the plain table by hand-written SQL, one statement each.
+for b in $(seq "$BATCHES"); do
+    echo "INSERT INTO bench.plain_events ($COLS)
+          SELECT r.customer_id, r.meter, r.value, r.occurred_at, r.occurred_at, r.idempotency_key, r.properties
+          FROM bench.batches b, jsonb_to_recordset(b.doc) AS r(customer_id text, meter text, value numeric,
+               occurred_at timestamptz, idempotency_key text, properties jsonb)
+          WHERE b.id = $b ON CONFLICT DO NOTHING;"
+done >"$WORK/batch_sql.sql"
 # The same batches sent by the client as JSON text (parsed by the server).
 psql_bench -At -c "SELECT 'SELECT count(*) FROM metering.ingest_batch(' || quote_literal(doc::text) || ');'
                    FROM bench.batches ORDER BY id" >"$WORK/batch_text.sql"
@@ -125,11 +135,14 @@ count_is() {  # table expected
     n=$(sql "SELECT count(*) FROM $1")
     [ "$n" = "$2" ] || { log "$1 holds $n rows, expected $2"; exit 1; }
 }
-f2_ours=() f2_text=() f2_plain=() f2_1idx=()
+f2_ours=() f2_text=() f2_plain=() f2_1idx=() f2_sql=()
 for r in $(seq "$ROUNDS"); do
     fresh metering.events
     f2_ours+=("$(timed psql_bench -f "$WORK/batch_stored.sql")")
     count_is metering.events "$EVENTS"
+    fresh bench.plain_events
+    f2_sql+=("$(timed psql_bench -f "$WORK/batch_sql.sql")")
+    count_is bench.plain_events "$EVENTS"
     fresh metering.events
     f2_text+=("$(timed psql_bench -f "$WORK/batch_text.sql")")
     count_is metering.events "$EVENTS"
@@ -139,8 +152,38 @@ for r in $(seq "$ROUNDS"); do
     fresh bench.plain_events_1idx
     f2_1idx+=("$(timed copy_into bench.plain_events_1idx "$WORK/fig2.csv")")
     count_is bench.plain_events_1idx "$EVENTS"
-    log "figure 2 round $r: ingest_batch ${f2_ours[-1]} ev/s (JSON text ${f2_text[-1]}), COPY plain ${f2_plain[-1]}, COPY 1idx ${f2_1idx[-1]}"
+    log "figure 2 round $r: ingest_batch ${f2_ours[-1]} ev/s (JSON text ${f2_text[-1]}), INSERT jsonb_to_recordset ${f2_sql[-1]}, COPY plain ${f2_plain[-1]}, COPY 1idx ${f2_1idx[-1]}"
 done
+
+# --- Figure 2r: rolling up keeps pace with ingest_batch --------------------------
+# The worker is paused (a long interval, reloaded), the batches are ingested (timed),
+# then one rollup step consumes them all (timed): events a second of each.
+worker_interval() {
+    sql "ALTER SYSTEM SET metering.rollup_interval = '$1'" >/dev/null
+    sql "SELECT pg_reload_conf()" >/dev/null
+    sql "SELECT metering.refresh_usage()" >/dev/null   # waits for a step in progress
+}
+f2r_ingest=() f2r_rollup=()
+for r in $(seq "$ROUNDS"); do
+    worker_interval 1h
+    fresh metering.events
+    f2r_ingest+=("$(timed psql_bench -f "$WORK/batch_stored.sql")")
+    t0=$(now_ns)
+    consumed=$(sql "SELECT metering.refresh_usage()")
+    f2r_rollup+=("$(rate "$EVENTS" "$(since "$t0")")")
+    [ "$consumed" = "$EVENTS" ] || { log "the rollup step consumed $consumed events, expected $EVENTS"; exit 1; }
+    log "figure 2r round $r: ingest_batch ${f2r_ingest[-1]} ev/s, rollup step ${f2r_rollup[-1]} ev/s"
+done
+# The memory of a step: its hash aggregation, as EXPLAIN ANALYZE reports it (untimed).
+fresh metering.events
+psql_bench -f "$WORK/batch_stored.sql" >/dev/null
+f2r_groups=$(sql "SELECT count(DISTINCT (customer_id, meter)) FROM metering.events")
+f2r_memory=$(psql_bench -At -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
+                 -c "SET auto_explain.log_analyze = on" -c "SET auto_explain.log_nested_statements = on" \
+                 -c "SET auto_explain.log_level = notice" -c "SET auto_explain.log_timing = off" \
+                 -c "SELECT metering.refresh_usage()" 2>&1 |
+             grep -o 'Group Key: ev.customer_id.*' -A3 | grep -o '[A-Za-z ]*Memory Usage: [0-9]*kB.*' | head -1)
+worker_interval 1s
 
 # --- Figure 3: COPY into metering.events (trigger) vs COPY into a plain table
 f3_ours=() f3_plain=() f3_1idx=()
@@ -169,7 +212,8 @@ fi
 # --- Results -----------------------------------------------------------------
 m1o=$(median "${f1_ours[@]}") m1p=$(median "${f1_plain[@]}") m1i=$(median "${f1_1idx[@]}")
 m2o=$(median "${f2_ours[@]}") m2t=$(median "${f2_text[@]}")
-m2p=$(median "${f2_plain[@]}") m2i=$(median "${f2_1idx[@]}")
+m2p=$(median "${f2_plain[@]}") m2i=$(median "${f2_1idx[@]}") m2s=$(median "${f2_sql[@]}")
+m2ri=$(median "${f2r_ingest[@]}") m2rr=$(median "${f2r_rollup[@]}")
 m3o=$(median "${f3_ours[@]}") m3p=$(median "${f3_plain[@]}") m3i=$(median "${f3_1idx[@]}")
 m3t=$(median "${f3_trigger[@]}")
 verdict() { awk -v x="$1" -v t="$2" 'BEGIN { print (x + 0 >= t + 0) ? "met" : "MISSED" }'; }
@@ -187,6 +231,8 @@ row "1b ingest() vs INSERT, 1-index table" "$m1o" "$m1i" tps 0.85
 row "2  ingest_batch(1000) vs COPY" "$m2o" "$m2p" ev/s 0.80
 row "2b ingest_batch(1000) vs COPY, 1-index table" "$m2o" "$m2i" ev/s 0.80
 row "2c ingest_batch(JSON text) vs COPY" "$m2t" "$m2p" ev/s 0.80
+row "2e ingest_batch(1000) vs INSERT jsonb_to_recordset" "$m2o" "$m2s" ev/s 0.90
+row "2r rollup step vs ingest_batch (worker paused)" "$m2rr" "$m2ri" ev/s 2
 row "3  COPY events_import vs COPY plain" "$m3o" "$m3p" rows/s 0.90
 row "3b COPY events_import vs COPY 1-index table" "$m3o" "$m3i" rows/s 0.90
 row "3c COPY metering.events (row trigger) vs plain" "$m3t" "$m3p" rows/s 0.90
@@ -202,9 +248,12 @@ pair_ratios() {  # name of ours array, name of baseline array -> median of per-r
 echo "per round (each round runs ours, then the baselines, on freshly truncated tables):"
 echo "  1  ingest ${f1_ours[*]} | plain ${f1_plain[*]} | 1idx ${f1_1idx[*]} tps"
 echo "  2  ingest_batch ${f2_ours[*]} | JSON text ${f2_text[*]} | COPY plain ${f2_plain[*]} | COPY 1idx ${f2_1idx[*]} ev/s"
+echo "  2e INSERT ... SELECT FROM jsonb_to_recordset ${f2_sql[*]} ev/s"
+echo "  2r ingest_batch ${f2r_ingest[*]} | rollup step ${f2r_rollup[*]} ev/s; a step of $EVENTS events ($f2r_groups customer x meter groups): $f2r_memory"
 echo "  3  COPY events_import ${f3_ours[*]} | COPY metering.events ${f3_trigger[*]} | plain ${f3_plain[*]} | 1idx ${f3_1idx[*]} rows/s"
 echo "median of per-round ratios: 1 $(pair_ratios f1_ours f1_plain), 1b $(pair_ratios f1_ours f1_1idx)"
-echo "                            2 $(pair_ratios f2_ours f2_plain), 3 $(pair_ratios f3_ours f3_plain)"
+echo "                            2 $(pair_ratios f2_ours f2_plain), 2e $(pair_ratios f2_ours f2_sql), 2r $(pair_ratios f2r_rollup f2r_ingest)"
+echo "                            3 $(pair_ratios f3_ours f3_plain)"
 if [ -s "$WORK/figure4.txt" ]; then
     echo
     cat "$WORK/figure4.txt"

@@ -24,7 +24,7 @@ CREATE TABLE metering.events (
 ) PARTITION BY RANGE (due_at);
 -- One partition per calendar month (UTC), metering.events_YYYY_MM, created on demand
 -- by metering._create_event_partition with the primary key (customer_id, meter,
--- due_at, event_id) and the BRIN index on txid. The parent has no index of its own:
+-- due_at, event_id) and the index on txid. The parent has no index of its own:
 -- pg_dump dumps the partitions (created at run time, not members of the extension)
 -- with their indexes, which a partitioned index would already have made on restore.
 COMMENT ON TABLE metering.events IS
@@ -120,7 +120,7 @@ CREATE TRIGGER events_validate BEFORE INSERT ON metering.events
 
 -- The partition of the month (UTC) holding at, unless metering.events has one:
 -- metering.events_YYYY_MM with the primary key (customer_id, meter, due_at,
--- event_id) and the BRIN index on txid. It is made apart and then attached, which
+-- event_id) and the index on txid. It is made apart and then attached, which
 -- takes SHARE UPDATE EXCLUSIVE on metering.events (ingest and reads go on; CREATE
 -- TABLE ... PARTITION OF would take ACCESS EXCLUSIVE). The ingest paths run it in a
 -- background worker's transaction of its own (src/ingest/partitions.cpp).
@@ -162,23 +162,16 @@ BEGIN
     EXECUTE format('ALTER TABLE metering.%I ADD CONSTRAINT %I PRIMARY KEY (customer_id, meter, due_at, event_id)',
                    name, name || '_pkey');
     -- The rollup step finds the events committed since its last snapshot by their
-    -- transaction ids, which grow with the table: a BRIN index costs ingest next to nothing.
-    EXECUTE format('CREATE INDEX %I ON metering.%I USING brin (txid) WITH (pages_per_range = 16, '
-                   'autosummarize = on)', name || '_txid', name);
+    -- transaction ids. A b-tree: late events land in the free space of old pages, so
+    -- a BRIN index's ranges all came to hold a recent txid and every step read every
+    -- month. Ids grow, so its inserts go to the rightmost leaf; a batch's events share
+    -- one id, which deduplication stores once.
+    EXECUTE format('CREATE INDEX %I ON metering.%I (txid)', name || '_txid', name);
     EXECUTE format('COMMENT ON TABLE metering.%I IS %L', name,
                    format('Events due in %s (UTC): a partition of metering.events, made on demand.',
                           to_char(at AT TIME ZONE 'UTC', 'YYYY-MM')));
     EXECUTE format('ALTER TABLE metering.events ATTACH PARTITION metering.%I FOR VALUES FROM (%L) TO (%L)',
                    name, lower, upper);
-    -- The months before are done but for late events: summarize their txid indexes'
-    -- last ranges, which VACUUM leaves out while they are partial, so that the rollup
-    -- step and the reads of the tail do not read every month's last pages. (An insert
-    -- into a summarized range keeps its summary.)
-    PERFORM brin_summarize_new_values(i.indexrelid)
-    FROM metering._event_partitions() p
-    JOIN pg_index i ON i.indrelid = p.partition
-    JOIN pg_class ic ON ic.oid = i.indexrelid
-    WHERE p.to_ts <= lower AND ic.relam = (SELECT oid FROM pg_am WHERE amname = 'brin');
     RETURN format('metering.%I', name)::regclass;
 END
 $$;

@@ -41,6 +41,10 @@ CREATE TABLE metering.invoices (
 CREATE UNIQUE INDEX invoices_one_regular ON metering.invoices (subscription_id, period_start)
     WHERE kind = 'regular' AND status <> 'void';
 CREATE INDEX invoices_customer ON metering.invoices (customer_id, period_start);
+-- Voided regular invoices, which close_periods looks for in every run (a period voided and
+-- not issued anew): found in O(voids), not by reading every invoice ever issued.
+CREATE INDEX invoices_voided ON metering.invoices (subscription_id, period_start)
+    WHERE kind = 'regular' AND status = 'void';
 COMMENT ON TABLE metering.invoices IS
     'Invoices: regular (a closed period) or interim (bill_now); status pending_review, issued or void. '
     'Immutable but for approve_invoice and void_invoice.';
@@ -244,20 +248,21 @@ BEGIN
                                  ELSE metering._quantity(m, d.customer_id, d.period_start, d.usage_to) END, 0)
                    AS quantity) q
     ),
-    -- invoiced periods whose usage changed: flagged by the rollup step, or in the tail
-    late_periods AS (
-        SELECT lg.subscription_id, lg.period_start, lg.meter FROM metering.late_groups lg
-        WHERE lg.subscription_id IN (SELECT f.subscription_id FROM first_invoice f)
-        UNION
-        SELECT t.subscription_id, t.period_start, t.meter FROM tail t
-        WHERE t.subscription_id IN (SELECT f.subscription_id FROM first_invoice f)
+    -- invoiced periods whose usage changed: flagged by the rollup step, or in the tail;
+    -- with the invoice they go on (joined here once, where both sides' sizes are known:
+    -- a nested loop over first_invoice per late period was quadratic)
+    late_periods AS MATERIALIZED (
+        SELECT f.subscription_id, f.period_start AS invoice_period, x.period_start, x.meter
+        FROM (SELECT lg.subscription_id, lg.period_start, lg.meter FROM metering.late_groups lg
+              UNION
+              SELECT t.subscription_id, t.period_start, t.meter FROM tail t) x
+        JOIN first_invoice f ON f.subscription_id = x.subscription_id
     ),
     late_lines AS MATERIALIZED (
-        SELECT f.subscription_id, f.period_start AS invoice_period, lp.period_start AS usage_period,
+        SELECT lp.subscription_id, lp.invoice_period, lp.period_start AS usage_period,
                ri.period_end AS usage_period_end, ch.charge_id, ch.meter, ch.pricing - 'free_units' AS pricing,
                pl.currency, q.quantity, coalesce(b.quantity, 0) AS billed
-        FROM first_invoice f
-        JOIN late_periods lp ON lp.subscription_id = f.subscription_id
+        FROM late_periods lp
         JOIN metering.invoices ri ON ri.subscription_id = lp.subscription_id AND ri.kind = 'regular'
              AND ri.status <> 'void' AND ri.period_start = lp.period_start
         JOIN metering.subscriptions s ON s.subscription_id = lp.subscription_id

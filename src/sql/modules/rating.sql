@@ -395,7 +395,7 @@ COMMENT ON VIEW metering._usage_lines IS
 -- The quantity of every usage line (docs/rating.md, "How the usage lines are computed"):
 -- the line's rolled-up state (metering.usage_rollups) merged with the state of its
 -- events not rolled up yet, the tail: the events whose transaction the last rollup step
--- did not see, found through the BRIN index on events.txid and grouped by period as the
+-- did not see, found through the index on events.txid and grouped by period as the
 -- rollup step groups them (so reading them costs the tail, whatever the history). A
 -- filter on the view's customer reaches both branches. Custom and time_weighted lines
 -- are read from the events.

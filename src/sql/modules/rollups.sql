@@ -98,12 +98,17 @@ COMMENT ON TABLE metering.usage_rollups IS
 -- cur NULL: every event the caller sees (its own transaction's included), so that
 -- (prev = the last step's snapshot, cur NULL) is the tail not rolled up yet.
 -- customers and from_ts narrow it to some customers and to events due from an instant.
+-- Planned at every call with its arguments as constants: a generic plan cannot tell a
+-- step (a few recent transactions: the txid indexes) from a rebuild (one customer's
+-- events: the primary key), and the one Postgres settled on in the rollup worker's
+-- session read every customer's whole history by primary key at every step.
 CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
         customers text[] DEFAULT NULL, from_ts timestamptz DEFAULT NULL)
     RETURNS TABLE(customer_id text, meter text, period_start timestamptz, subscription_id bigint,
                   state bytea, events bigint)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     RETURN QUERY
