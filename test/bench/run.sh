@@ -178,11 +178,13 @@ done
 fresh metering.events
 psql_bench -f "$WORK/batch_stored.sql" >/dev/null
 f2r_groups=$(sql "SELECT count(DISTINCT (customer_id, meter)) FROM metering.events")
-f2r_memory=$(psql_bench -At -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
-                 -c "SET auto_explain.log_analyze = on" -c "SET auto_explain.log_nested_statements = on" \
-                 -c "SET auto_explain.log_level = notice" -c "SET auto_explain.log_timing = off" \
-                 -c "SELECT metering.refresh_usage()" 2>&1 |
-             grep -o 'Group Key: ev.customer_id.*' -A3 | grep -o '[A-Za-z ]*Memory Usage: [0-9]*kB.*' | head -1)
+psql_bench -At -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
+    -c "SET auto_explain.log_analyze = on" -c "SET auto_explain.log_nested_statements = on" \
+    -c "SET auto_explain.log_level = notice" -c "SET auto_explain.log_timing = off" \
+    -c "SELECT metering.refresh_usage()" >"$WORK/step_plans.txt" 2>&1
+# the memory lines of the step's aggregation (the plan of _rollup_groups' query)
+f2r_memory=$(awk '/Query Text: WITH subs AS/ { p = 1 } /Query Text: WITH batch/ { p = 0 } p' "$WORK/step_plans.txt" |
+             grep -o '[A-Za-z ]*Memory[A-Za-z ]*: [0-9]*kB' | sed 's/^ *//' | sort | uniq -c | tr -s ' ' | paste -sd ';' || true)
 worker_interval 1s
 
 # --- Figure 3: COPY into metering.events (trigger) vs COPY into a plain table
