@@ -88,7 +88,8 @@ CREATE TABLE metering.billed_lines (
     charge_id       bigint NOT NULL,
     quantity        numeric NOT NULL,   -- the period's quantity the last live line billed
     amount          numeric NOT NULL,   -- what the live lines of the period billed in all
-    PRIMARY KEY (subscription_id, period_start, charge_id)
+    -- the period first, as usage_rollups: a close reads one period's lines
+    PRIMARY KEY (period_start, subscription_id, charge_id)
 );
 COMMENT ON TABLE metering.billed_lines IS
     'Exactly-once bookkeeping: per subscription period and charge, the period''s quantity its last live '

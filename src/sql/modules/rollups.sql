@@ -81,8 +81,13 @@ CREATE TABLE metering.usage_rollups (
     subscription_id bigint NOT NULL,
     state           bytea,           -- NULL for custom and time_weighted meters (read from events)
     events          bigint NOT NULL,
-    PRIMARY KEY (customer_id, meter, period_start)
+    -- the period first: a close probes one period's groups, which then sit together in
+    -- the index however many periods it holds (keyed by customer first, the probes of a
+    -- close touched every leaf, and each month of history made them slower)
+    PRIMARY KEY (period_start, customer_id, meter)
 );
+-- a customer's groups, for its rebuild
+CREATE INDEX usage_rollups_customer ON metering.usage_rollups (customer_id, period_start);
 COMMENT ON TABLE metering.usage_rollups IS
     'Rolled-up usage: the serialized partial aggregate of a customer''s meter per billing period, '
     'over the events the rollup steps consumed (state NULL for custom and time_weighted meters, whose '
