@@ -86,8 +86,9 @@ CREATE TABLE metering.usage_rollups (
     -- close touched every leaf, and each month of history made them slower)
     PRIMARY KEY (period_start, customer_id, meter)
 );
--- a customer's groups, for its rebuild
-CREATE INDEX usage_rollups_customer ON metering.usage_rollups (customer_id, period_start);
+-- a customer's groups, for its rebuild (the customer alone: with the period as well,
+-- the planner took it for a close's probes too, and they scattered over its leaves)
+CREATE INDEX usage_rollups_customer ON metering.usage_rollups (customer_id);
 COMMENT ON TABLE metering.usage_rollups IS
     'Rolled-up usage: the serialized partial aggregate of a customer''s meter per billing period, '
     'over the events the rollup steps consumed (state NULL for custom and time_weighted meters, whose '
