@@ -174,17 +174,16 @@ for r in $(seq "$ROUNDS"); do
     [ "$consumed" = "$EVENTS" ] || { log "the rollup step consumed $consumed events, expected $EVENTS"; exit 1; }
     log "figure 2r round $r: ingest_batch ${f2r_ingest[-1]} ev/s, rollup step ${f2r_rollup[-1]} ev/s"
 done
-# The memory of a step: its hash aggregation, as EXPLAIN ANALYZE reports it (untimed).
+# The plans of one more step (untimed; auto_explain with ANALYZE): the memory of its
+# aggregation and of its sorts, kept in $OUT/step_plans.txt for reading.
 fresh metering.events
 psql_bench -f "$WORK/batch_stored.sql" >/dev/null
 f2r_groups=$(sql "SELECT count(DISTINCT (customer_id, meter)) FROM metering.events")
+mkdir -p "${BENCH_OUT:-$ROOT/build/bench}"
 psql_bench -At -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
     -c "SET auto_explain.log_analyze = on" -c "SET auto_explain.log_nested_statements = on" \
     -c "SET auto_explain.log_level = notice" -c "SET auto_explain.log_timing = off" \
-    -c "SELECT metering.refresh_usage()" >"$WORK/step_plans.txt" 2>&1
-# the memory lines of the step's aggregation (the plan of _rollup_groups' query)
-f2r_memory=$(awk '/Query Text: WITH subs AS/ { p = 1 } /Query Text: WITH batch/ { p = 0 } p' "$WORK/step_plans.txt" |
-             grep -o '[A-Za-z ]*Memory[A-Za-z ]*: [0-9]*kB' | sed 's/^ *//' | sort | uniq -c | tr -s ' ' | paste -sd ';' || true)
+    -c "SELECT metering.refresh_usage()" >"${BENCH_OUT:-$ROOT/build/bench}/step_plans.txt" 2>&1
 worker_interval 1s
 
 # --- Figure 3: COPY into metering.events (trigger) vs COPY into a plain table
@@ -251,7 +250,7 @@ echo "per round (each round runs ours, then the baselines, on freshly truncated 
 echo "  1  ingest ${f1_ours[*]} | plain ${f1_plain[*]} | 1idx ${f1_1idx[*]} tps"
 echo "  2  ingest_batch ${f2_ours[*]} | JSON text ${f2_text[*]} | COPY plain ${f2_plain[*]} | COPY 1idx ${f2_1idx[*]} ev/s"
 echo "  2e INSERT ... SELECT FROM jsonb_to_recordset ${f2_sql[*]} ev/s"
-echo "  2r ingest_batch ${f2r_ingest[*]} | rollup step ${f2r_rollup[*]} ev/s; a step of $EVENTS events ($f2r_groups customer x meter groups): $f2r_memory"
+echo "  2r ingest_batch ${f2r_ingest[*]} | rollup step ${f2r_rollup[*]} ev/s; a step of $EVENTS events makes $f2r_groups customer x meter groups (plans: ${BENCH_OUT:-build/bench}/step_plans.txt)"
 echo "  3  COPY events_import ${f3_ours[*]} | COPY metering.events ${f3_trigger[*]} | plain ${f3_plain[*]} | 1idx ${f3_1idx[*]} rows/s"
 echo "median of per-round ratios: 1 $(pair_ratios f1_ours f1_plain), 1b $(pair_ratios f1_ours f1_1idx)"
 echo "                            2 $(pair_ratios f2_ours f2_plain), 2e $(pair_ratios f2_ours f2_sql), 2r $(pair_ratios f2r_rollup f2r_ingest)"
