@@ -226,8 +226,8 @@ BEGIN
     invoiced AS (SELECT * FROM due UNION ALL SELECT * FROM late_only),
     -- late usage goes on the subscription's first invoice of this run
     first_invoice AS (
-        SELECT i.subscription_id, i.customer_id, min(i.period_start) AS period_start
-        FROM invoiced i GROUP BY i.subscription_id, i.customer_id
+        SELECT i.subscription_id, i.customer_id, i.plan_code, min(i.period_start) AS period_start
+        FROM invoiced i GROUP BY i.subscription_id, i.customer_id, i.plan_code
     ),
     -- the events not rolled up yet (their own transaction's included): quantities are
     -- the rolled-up state merged with this tail. The step that began the run left only
@@ -256,7 +256,8 @@ BEGIN
     -- with the invoice they go on (joined here once, where both sides' sizes are known:
     -- a nested loop over first_invoice per late period was quadratic)
     late_periods AS MATERIALIZED (
-        SELECT f.subscription_id, f.period_start AS invoice_period, x.period_start, x.meter
+        SELECT f.subscription_id, f.customer_id, f.plan_code, f.period_start AS invoice_period, x.period_start,
+               x.meter
         FROM (SELECT lg.subscription_id, lg.period_start, lg.meter FROM metering.late_groups lg
               UNION
               SELECT t.subscription_id, t.period_start, t.meter FROM tail t) x
@@ -269,18 +270,17 @@ BEGIN
         FROM late_periods lp
         JOIN metering.invoices ri ON ri.subscription_id = lp.subscription_id AND ri.kind = 'regular'
              AND ri.status <> 'void' AND ri.period_start = lp.period_start
-        JOIN metering.subscriptions s ON s.subscription_id = lp.subscription_id
-        JOIN metering.plans pl ON pl.code = s.plan_code
-        JOIN metering.charges ch ON ch.plan_code = s.plan_code AND ch.meter = lp.meter
+        JOIN metering.plans pl ON pl.code = lp.plan_code
+        JOIN metering.charges ch ON ch.plan_code = lp.plan_code AND ch.meter = lp.meter
         JOIN metering.meters m ON m.code = lp.meter
-        LEFT JOIN metering.usage_rollups r ON r.customer_id = s.customer_id AND r.meter = lp.meter
-             AND r.period_start = lp.period_start
-        LEFT JOIN tail t ON t.customer_id = s.customer_id AND t.meter = lp.meter AND t.period_start = lp.period_start
+        LEFT JOIN metering.usage_rollups r ON r.period_start = lp.period_start AND r.customer_id = lp.customer_id
+             AND r.meter = lp.meter
+        LEFT JOIN tail t ON t.customer_id = lp.customer_id AND t.meter = lp.meter AND t.period_start = lp.period_start
         LEFT JOIN metering.billed_lines b ON b.subscription_id = lp.subscription_id
              AND b.period_start = lp.period_start AND b.charge_id = ch.charge_id
         CROSS JOIN LATERAL (
             SELECT coalesce(CASE WHEN m.kind > 0 THEN metering._state_quantity(metering._state_merge(r.state, t.state))
-                                 ELSE metering._quantity(m, s.customer_id, lp.period_start, ri.period_end) END, 0)
+                                 ELSE metering._quantity(m, lp.customer_id, lp.period_start, ri.period_end) END, 0)
                    AS quantity) q
     ),
     lines AS MATERIALIZED (

@@ -85,7 +85,12 @@ CREATE TABLE metering.usage_rollups (
     -- the index however many periods it holds (keyed by customer first, the probes of a
     -- close touched every leaf, and each month of history made them slower)
     PRIMARY KEY (period_start, customer_id, meter)
-);
+)
+-- half of each page left free at insert: every step rewrites the states of its groups, and
+-- with room on the page the new version stays there (a HOT update: no index entry, and
+-- the dead version is pruned by the next step). Packed full, each update went to another
+-- page with two index entries, and a close reading a group first pruned what the steps left.
+WITH (fillfactor = 50);
 -- a customer's groups, for its rebuild (the customer alone: with the period as well,
 -- the planner took it for a close's probes too, and they scattered over its leaves)
 CREATE INDEX usage_rollups_customer ON metering.usage_rollups (customer_id);
