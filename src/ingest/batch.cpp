@@ -157,10 +157,44 @@ void parse_element(JsonbValue* elem, Event* ev)
     }
 }
 
+// The memory of a batch, kept by the backend between calls: its first block (8 MB,
+// more than a batch of 1,000 events takes) survives the reset, so a batch reuses
+// pages the last one touched. In the per-call context, every call faulted its pages
+// in from the kernel again: 13 % of the backend's time (perf), a third of a batch.
+// While a call runs, the memory hangs under the caller's context, so an error frees
+// it with that context; a nested call (an event trigger making a partition) gets
+// memory of its own.
+constexpr Size kBatchMemory = 8 * 1024 * 1024;
+MemoryContext spare_batch_memory = nullptr;
+
+MemoryContext take_batch_memory()
+{
+    MemoryContext memory = spare_batch_memory;
+    spare_batch_memory = nullptr;
+    if (memory == nullptr)
+        return AllocSetContextCreate(CurrentMemoryContext, "metering ingest_batch", kBatchMemory,
+                                     ALLOCSET_DEFAULT_INITSIZE, kBatchMemory);
+    MemoryContextSetParent(memory, CurrentMemoryContext);
+    return memory;
+}
+
+void keep_batch_memory(MemoryContext memory)
+{
+    if (spare_batch_memory != nullptr) {  // a nested call's came back first
+        MemoryContextDelete(memory);
+        return;
+    }
+    MemoryContextReset(memory);
+    MemoryContextSetParent(memory, TopMemoryContext);
+    spare_batch_memory = memory;
+}
+
 Datum ingest_batch(FunctionCallInfo fcinfo)
 {
     if (PG_ARGISNULL(0))
         metering::core::throw_null_argument("events");
+    MemoryContext memory = take_batch_memory();
+    MemoryContext caller = MemoryContextSwitchTo(memory);
     Jsonb* batch = PG_GETARG_JSONB_P(0);
     if (!JB_ROOT_IS_ARRAY(batch) || JB_ROOT_IS_SCALAR(batch))
         throw Error(sqlstate::kBadBatch, "events must be a JSON array of event objects", {},
@@ -180,6 +214,7 @@ Datum ingest_batch(FunctionCallInfo fcinfo)
     auto* ids = static_cast<int64*>(palloc(sizeof(int64) * (n + 1)));
     auto* created = static_cast<bool*>(palloc(sizeof(bool) * (n + 1)));
     metering::ingest::store_events(events, n, {"ingest_batch: element", 1}, ids, created);
+    MemoryContextSwitchTo(caller);
 
     InitMaterializedSRF(fcinfo, 0);
     auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
@@ -191,6 +226,7 @@ Datum ingest_batch(FunctionCallInfo fcinfo)
         bool nulls[3] = {false, false, false};
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
+    keep_batch_memory(memory);
     return (Datum) 0;
 }
 
