@@ -695,10 +695,11 @@ LEFT JOIN (
 CREATE FUNCTION metering._regular_billed_to(subscription_id bigint) RETURNS TABLE(billed_to timestamptz)
     LANGUAGE sql STABLE
 AS $$
-    SELECT coalesce((SELECT i.period_end FROM metering.invoices i
-                     WHERE i.subscription_id = _regular_billed_to.subscription_id AND i.kind = 'regular'
-                       AND i.status <> 'void'
-                     ORDER BY i.period_start DESC LIMIT 1), '-infinity')
+    SELECT coalesce(max(last.period_end), '-infinity')
+    FROM (SELECT i.period_end FROM metering.invoices i
+          WHERE i.subscription_id = _regular_billed_to.subscription_id AND i.kind = 'regular'
+            AND i.status <> 'void'
+          ORDER BY i.period_start DESC LIMIT 1) last
 $$;
 COMMENT ON FUNCTION metering._regular_billed_to(bigint) IS
     'Internal: the end of a subscription''s last live regular invoice; -infinity when none.';

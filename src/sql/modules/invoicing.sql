@@ -368,14 +368,17 @@ COMMENT ON FUNCTION metering._issue_invoices(bigint[], timestamptz, timestamptz,
 -- issued anew. A table function without SET, so that Postgres inlines it into its
 -- callers as one index probe a subscription (called through fmgr it cost about 10
 -- microseconds each, a second of a close of 100,000); inlined, it is planned with the
--- callers' search_path, which they pin.
+-- callers' search_path, which they pin. An aggregate over the probe, not a scalar
+-- subquery: inlined, a scalar subquery was copied into each use of billed_to and
+-- probed three times a subscription.
 CREATE FUNCTION metering._regular_billed_to(subscription_id bigint) RETURNS TABLE(billed_to timestamptz)
     LANGUAGE sql STABLE
 AS $$
-    SELECT coalesce((SELECT i.period_end FROM metering.invoices i
-                     WHERE i.subscription_id = _regular_billed_to.subscription_id AND i.kind = 'regular'
-                       AND i.status <> 'void'
-                     ORDER BY i.period_start DESC LIMIT 1), '-infinity')
+    SELECT coalesce(max(last.period_end), '-infinity')
+    FROM (SELECT i.period_end FROM metering.invoices i
+          WHERE i.subscription_id = _regular_billed_to.subscription_id AND i.kind = 'regular'
+            AND i.status <> 'void'
+          ORDER BY i.period_start DESC LIMIT 1) last
 $$;
 COMMENT ON FUNCTION metering._regular_billed_to(bigint) IS
     'Internal: the end of a subscription''s last live regular invoice; -infinity when none.';
