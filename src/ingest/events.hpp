@@ -6,15 +6,19 @@
 
 extern "C" {
 #include "postgres.h"
+#include "executor/tuptable.h"
 #include "utils/jsonb.h"
+#include "utils/rel.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 }
 
 #include <string_view>
 
+#include "core/payload.hpp"
 #include "core/validation.hpp"
 #include "pg/datum.hpp"
+#include "pg/relations.hpp"
 
 namespace metering::ingest {
 
@@ -93,6 +97,20 @@ void dedup_keys(const Event* events, int n, const Ordinals& ordinals, int64* ids
 
 // The fingerprint of an event's properties kept with its key (nullptr: {}).
 int64 properties_hash(const Jsonb* properties);
+
+// Reads the row a key lookup found: returns its event id and sets *cmp to how
+// its payload compares with ev. extra is the caller's (keys.cpp: the fingerprint).
+using ReadTwin = int64 (*)(const Event& ev, TupleTableSlot* row, Relation heap, const void* extra,
+                           core::PayloadComparison* cmp);
+
+// The live row with ev's (customer_id, idempotency_key) other than self, through
+// index of heap (keys.cpp): a row another transaction is still inserting (or
+// deleting) is waited for, then looked up again, as Postgres does for a unique
+// index. Returns the id read reads, 0 when there is none; throws
+// kIdempotencyConflict when the payloads differ. Used by both stores: 0.2.0's
+// keys table and 0.1.0's events.
+int64 find_twin(const Event& ev, pg::Rel heap, pg::Rel index, const ItemPointerData* self, ReadTwin read,
+                const void* extra);
 
 // A row of metering.events as the store writes it, column by column.
 enum EventColumn { kEventId, kCustomer, kMeter, kValue, kOccurred, kDue, kIngested, kKey, kProperties, kOp,

@@ -117,50 +117,14 @@ core::PayloadComparison compare_key(const Event& ev, int64 hash, TupleTableSlot*
     return cmp;
 }
 
-// The live key row of ev's key other than self, compared with ev: its event id
-// (0 when there is none). A row another transaction is still inserting (or
-// deleting) is waited for, then looked up again, as Postgres does for a unique
-// index.
-int64 find_twin(const Event& ev, int64 hash, const ItemPointerData* self)
+// A key row found: its event id and how its payload compares (extra: the fingerprint).
+int64 read_key(const Event& ev, TupleTableSlot* row, Relation heap, const void* extra, core::PayloadComparison* cmp)
 {
-    Datum keys[2] = {PointerGetDatum(ev.customer_id), PointerGetDatum(ev.idempotency_key)};
-    for (;;) {
-        SnapshotData dirty;
-        InitDirtySnapshot(dirty);
-        pg::Probe probe;
-        pg::probe_begin(probe, pg::Rel::idempotency_keys, pg::Rel::idempotency_keys_pkey, keys, 2, &dirty,
-                        AccessShareLock);
-        AttrNumber att[kKeyColumns];
-        key_column_numbers(probe.heap, att);
-        TransactionId wait_for = InvalidTransactionId;
-        uint32 speculative_token = 0;
-        int64 id = 0;
-        core::PayloadComparison cmp;
-        while (pg::probe_next(probe)) {
-            if (self && ItemPointerEquals(&probe.slot->tts_tid, const_cast<ItemPointerData*>(self)))
-                continue;
-            wait_for = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
-            if (TransactionIdIsValid(wait_for)) {
-                speculative_token = dirty.speculativeToken;
-                break;
-            }
-            bool isnull;
-            id = DatumGetInt64(slot_getattr(probe.slot, att[kKeyEventId], &isnull));
-            cmp = compare_key(ev, hash, probe.slot, att);
-            break;
-        }
-        pg::probe_end(probe, AccessShareLock);
-        if (TransactionIdIsValid(wait_for)) {
-            if (speculative_token != 0)
-                SpeculativeInsertionWait(wait_for, speculative_token);
-            else
-                XactLockTableWait(wait_for, nullptr, nullptr, XLTW_None);
-            continue;
-        }
-        if (id != 0)  // outside the probe: a conflict throws, and nothing may be left open
-            core::require_same_payload(view(ev.customer_id), view(ev.idempotency_key), cmp);
-        return id;
-    }
+    AttrNumber att[kKeyColumns];
+    key_column_numbers(heap, att);
+    bool isnull;
+    *cmp = compare_key(ev, *static_cast<const int64*>(extra), row, att);
+    return DatumGetInt64(slot_getattr(row, att[kKeyEventId], &isnull));
 }
 
 // --- storing keys -------------------------------------------------------------
@@ -273,7 +237,7 @@ void insert_keys(KeyTable& k, const Event* events, const int* which, int m, cons
 int64 twin_of(const Event& ev, int64 hash, const ItemPointerData* self, const Ordinals& ordinals, int i)
 {
     try {
-        return find_twin(ev, hash, self);
+        return find_twin(ev, pg::Rel::idempotency_keys, pg::Rel::idempotency_keys_pkey, self, read_key, &hash);
     } catch (const core::Error& e) {
         if (ordinals.label == nullptr)
             throw;
@@ -372,6 +336,45 @@ void dedup_keys(const Event* events, int n, const Ordinals& ordinals, int64* ids
     pfree(flagged);
     pfree(tids);
 }
+
+int64 find_twin(const Event& ev, pg::Rel heap, pg::Rel index, const ItemPointerData* self, ReadTwin read,
+                const void* extra)
+{
+    Datum keys[2] = {PointerGetDatum(ev.customer_id), PointerGetDatum(ev.idempotency_key)};
+    for (;;) {
+        SnapshotData dirty;
+        InitDirtySnapshot(dirty);
+        pg::Probe probe;
+        pg::probe_begin(probe, heap, index, keys, 2, &dirty, AccessShareLock);
+        TransactionId wait_for = InvalidTransactionId;
+        uint32 speculative_token = 0;
+        int64 id = 0;
+        core::PayloadComparison cmp;
+        while (pg::probe_next(probe)) {
+            if (self && ItemPointerEquals(&probe.slot->tts_tid, const_cast<ItemPointerData*>(self)))
+                continue;
+            wait_for = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+            if (TransactionIdIsValid(wait_for)) {
+                speculative_token = dirty.speculativeToken;
+                break;
+            }
+            id = read(ev, probe.slot, probe.heap, extra, &cmp);
+            break;
+        }
+        pg::probe_end(probe, AccessShareLock);
+        if (TransactionIdIsValid(wait_for)) {
+            if (speculative_token != 0)
+                SpeculativeInsertionWait(wait_for, speculative_token);
+            else
+                XactLockTableWait(wait_for, nullptr, nullptr, XLTW_None);
+            continue;
+        }
+        if (id != 0)  // outside the probe: a conflict throws, and nothing may be left open
+            core::require_same_payload(view(ev.customer_id), view(ev.idempotency_key), cmp);
+        return id;
+    }
+}
+
 
 }  // namespace metering::ingest
 

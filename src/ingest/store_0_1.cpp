@@ -104,49 +104,20 @@ core::PayloadComparison compare_stored(const Event& ev, TupleTableSlot* row, con
     return cmp;
 }
 
-// The live row with ev's key other than self, compared with ev. A row another
-// transaction is still inserting (or deleting) is waited for, then looked up
-// again, as Postgres does for a unique index. Returns 0 when there is none.
-int64 find_twin(const Event& ev, const ItemPointerData* self)
+// A row of 0.1.0's events found by its key: its id and how its payload compares.
+int64 read_event(const Event& ev, TupleTableSlot* row, Relation heap, const void*, core::PayloadComparison* cmp)
 {
-    Datum keys[2] = {PointerGetDatum(ev.customer_id), PointerGetDatum(ev.idempotency_key)};
-    for (;;) {
-        SnapshotData dirty;
-        InitDirtySnapshot(dirty);
-        pg::Probe probe;
-        pg::probe_begin(probe, pg::Rel::events, pg::Rel::events_idempotency_key, keys, 2, &dirty,
-                        AccessShareLock);
-        AttrNumber att[kColumns];
-        column_numbers(probe.heap, att);
-        TransactionId wait_for = InvalidTransactionId;
-        uint32 speculative_token = 0;
-        int64 id = 0;
-        core::PayloadComparison cmp;
-        while (pg::probe_next(probe)) {
-            if (self && ItemPointerEquals(&probe.slot->tts_tid, const_cast<ItemPointerData*>(self)))
-                continue;
-            wait_for = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
-            if (TransactionIdIsValid(wait_for)) {
-                speculative_token = dirty.speculativeToken;
-                break;
-            }
-            bool isnull;
-            id = DatumGetInt64(slot_getattr(probe.slot, att[kEventId], &isnull));
-            cmp = compare_stored(ev, probe.slot, att);
-            break;
-        }
-        pg::probe_end(probe, AccessShareLock);
-        if (TransactionIdIsValid(wait_for)) {
-            if (speculative_token != 0)
-                SpeculativeInsertionWait(wait_for, speculative_token);
-            else
-                XactLockTableWait(wait_for, nullptr, nullptr, XLTW_None);
-            continue;
-        }
-        if (id != 0)  // outside the probe: a conflict throws, and nothing may be left open
-            core::require_same_payload(view(ev.customer_id), view(ev.idempotency_key), cmp);
-        return id;
-    }
+    AttrNumber att[kColumns];
+    column_numbers(heap, att);
+    bool isnull;
+    *cmp = compare_stored(ev, row, att);
+    return DatumGetInt64(slot_getattr(row, att[kEventId], &isnull));
+}
+
+// The live row with ev's key other than self, compared with ev (0: none).
+int64 find_event_twin(const Event& ev, const ItemPointerData* self)
+{
+    return find_twin(ev, pg::Rel::events, pg::Rel::events_idempotency_key, self, read_event, nullptr);
 }
 
 // --- insert -----------------------------------------------------------------
@@ -277,7 +248,7 @@ void resolve_flagged(Store& s, const Event* events, int n, const Ordinals& ordin
             continue;
         int64 twin = 0;
         try {
-            twin = find_twin(events[i], &tids[i]);
+            twin = find_event_twin(events[i], &tids[i]);
         } catch (const core::Error& e) {
             if (ordinals.label == nullptr)
                 throw;
@@ -299,7 +270,7 @@ void resolve_flagged(Store& s, const Event* events, int n, const Ordinals& ordin
 
 int64 find_duplicate_0_1(const Event& ev)
 {
-    return ev.idempotency_key ? find_twin(ev, nullptr) : 0;
+    return ev.idempotency_key ? find_event_twin(ev, nullptr) : 0;
 }
 
 void store_events_0_1(Event* events, int n, const Ordinals& ordinals, int64* ids, bool* created)

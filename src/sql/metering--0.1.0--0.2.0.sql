@@ -327,8 +327,19 @@ CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
     SET plan_cache_mode = force_custom_plan
+    SET enable_nestloop = on
 AS $$
+DECLARE
+    many bigint;
 BEGIN
+    IF customers IS NULL THEN
+        SELECT greatest(10000, c.reltuples / 3)::bigint INTO many
+        FROM pg_catalog.pg_class c WHERE c.oid = 'metering.subscriptions'::regclass;
+        IF (SELECT count(*) FROM (SELECT FROM metering.events ev WHERE ev.txid >= txid_snapshot_xmin(prev)
+                                  LIMIT many) x) = many THEN
+            PERFORM set_config('enable_nestloop', 'off', true);
+        END IF;
+    END IF;
     RETURN QUERY
     -- each subscription with what its periods are made of
     WITH subs AS (

@@ -113,6 +113,12 @@ COMMENT ON TABLE metering.usage_rollups IS
 -- step (a few recent transactions: the txid indexes) from a rebuild (one customer's
 -- events: the primary key), and the one Postgres settled on in the rollup worker's
 -- session read every customer's whole history by primary key at every step.
+-- Many new events (a burst of ingest, a close rolling up a month inline) are joined to
+-- their subscriptions by hashing: the planner, whose statistics predate the new txids,
+-- estimates them at a few rows and would probe subscriptions and customers per event
+-- (a step of 100,000 events took twice as long). Hashing reads every subscription, so
+-- it is chosen from a third of their number of events on (counted through the txid
+-- indexes, up to that number); the SET clause ends the setting with the call.
 CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
         customers text[] DEFAULT NULL, from_ts timestamptz DEFAULT NULL)
     RETURNS TABLE(customer_id text, meter text, period_start timestamptz, subscription_id bigint,
@@ -120,8 +126,19 @@ CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
     SET plan_cache_mode = force_custom_plan
+    SET enable_nestloop = on
 AS $$
+DECLARE
+    many bigint;
 BEGIN
+    IF customers IS NULL THEN
+        SELECT greatest(10000, c.reltuples / 3)::bigint INTO many
+        FROM pg_catalog.pg_class c WHERE c.oid = 'metering.subscriptions'::regclass;
+        IF (SELECT count(*) FROM (SELECT FROM metering.events ev WHERE ev.txid >= txid_snapshot_xmin(prev)
+                                  LIMIT many) x) = many THEN
+            PERFORM set_config('enable_nestloop', 'off', true);
+        END IF;
+    END IF;
     RETURN QUERY
     -- each subscription with what its periods are made of
     WITH subs AS (
