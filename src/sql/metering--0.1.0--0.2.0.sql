@@ -309,25 +309,6 @@ COMMENT ON TABLE metering.usage_rollups IS
     'quantity is read from the events).';
 
 
--- The step's two row tests as functions whose planner support says they hold for nearly
--- every row (src/rollup/step_filters.cpp): inline, they got default selectivities and
--- a step of 100,000 events was planned for 11 rows.
-CREATE FUNCTION metering._step_filter_support(internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'metering_step_filter_support'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION metering._in_step(txid bigint, prev txid_snapshot, cur txid_snapshot) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'metering_in_step'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE SUPPORT metering._step_filter_support;
-CREATE FUNCTION metering._meter_keeps(filter jsonb, properties jsonb) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'metering_meter_keeps'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE SUPPORT metering._step_filter_support;
-COMMENT ON FUNCTION metering._step_filter_support(internal) IS
-    'Internal: planner support of the rollup step''s row tests (selectivity 1).';
-COMMENT ON FUNCTION metering._in_step(bigint, txid_snapshot, txid_snapshot) IS
-    'Internal: whether transaction txid is visible in cur (NULL: to the caller) and not in prev.';
-COMMENT ON FUNCTION metering._meter_keeps(jsonb, jsonb) IS
-    'Internal: whether an event''s properties pass a meter''s filter (none: every event).';
-
 -- The rollup step
 -- The events whose transaction is visible in cur and not in prev, grouped per line:
 -- per customer, meter and the subscription's billing period containing the event's
@@ -385,8 +366,9 @@ BEGIN
     JOIN metering.meters m ON m.code = ev.meter
     CROSS JOIN LATERAL (SELECT metering._period_of(s.billing_anchor, s.billing_interval, s.timezone,
                                                    s.starts_at, s.ends_at, ev.due_at) AS period_start) g
-    WHERE ev.txid >= txid_snapshot_xmin(prev) AND metering._in_step(ev.txid, prev, cur)
-      AND metering._meter_keeps(m.filter, ev.properties)
+    WHERE ev.txid >= txid_snapshot_xmin(prev)
+      AND (cur IS NULL OR txid_visible_in_snapshot(ev.txid, cur)) AND NOT txid_visible_in_snapshot(ev.txid, prev)
+      AND (m.filter IS NULL OR ev.properties @> m.filter)
       AND (customers IS NULL OR ev.customer_id = ANY (customers))
       AND (from_ts IS NULL OR ev.due_at >= from_ts)
     GROUP BY ev.customer_id, ev.meter, g.period_start, s.subscription_id;
@@ -1231,9 +1213,6 @@ REVOKE EXECUTE ON FUNCTION
     metering._state_merge(bytea, bytea),
     metering._period_of(timestamptz, interval, text, timestamptz, timestamptz, timestamptz),
     metering._rollup_groups(txid_snapshot, txid_snapshot, text[], timestamptz),
-    metering._step_filter_support(internal),
-    metering._in_step(bigint, txid_snapshot, txid_snapshot),
-    metering._meter_keeps(jsonb, jsonb),
     metering._rollup_add(txid_snapshot, txid_snapshot),
     metering._rollup_step(),
     metering.refresh_usage(),
