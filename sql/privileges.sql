@@ -38,9 +38,7 @@ SELECT count(*) FROM metering.events;
 INSERT INTO metering.events (customer_id, meter, value, occurred_at) VALUES ('p1', 'calls', 1, now());
 UPDATE metering.customers SET name = 'x';
 SELECT metering.create_customer('p2');
--- nor the rollup step's internals, its row tests among them (session 6)
-SELECT metering._in_step(1, '1:1:', NULL);
-SELECT metering._meter_keeps(NULL, '{}');
+-- nor roll up: refresh_usage is for the owner and pg_cron's role
 SELECT metering.refresh_usage();
 SELECT metering.usage('p1', 'calls', '2025-11-01Z', '2025-12-01Z');
 -- the CHECK function of events_import is PUBLIC, but answers only roles that may insert there
