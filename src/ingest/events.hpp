@@ -106,7 +106,7 @@ using ReadTwin = int64 (*)(const Event& ev, TupleTableSlot* row, Relation heap, 
 // The live row with ev's (customer_id, idempotency_key) other than self, through
 // index of heap (keys.cpp): a row another transaction is still inserting (or
 // deleting) is waited for, then looked up again, as Postgres does for a unique
-// index. Returns the id read reads, 0 when there is none; throws
+// index. Returns the twin's event id (as read gives it), 0 when there is none; throws
 // kIdempotencyConflict when the payloads differ. Used by both stores: 0.2.0's
 // keys table and 0.1.0's events.
 int64 find_twin(const Event& ev, pg::Rel heap, pg::Rel index, const ItemPointerData* self, ReadTwin read,

@@ -375,7 +375,6 @@ int64 find_twin(const Event& ev, pg::Rel heap, pg::Rel index, const ItemPointerD
     }
 }
 
-
 }  // namespace metering::ingest
 
 extern "C" {
