@@ -103,6 +103,29 @@ COMMENT ON TABLE metering.usage_rollups IS
 -- The rollup step
 ------------------------------------------------------------------------------
 
+-- The subscriptions (of some customers; NULL: all) with what their periods are made
+-- of, for a rollup step over many events. ROWS 1 is a lie on purpose: the planner then
+-- hashes them, whatever it believes of the events (_rollup_groups).
+CREATE FUNCTION metering._rollup_subscriptions(customers text[]) RETURNS TABLE(
+        subscription_id bigint, customer_id text, starts_at timestamptz, ends_at timestamptz,
+        billing_anchor timestamptz, billing_interval interval, timezone text)
+    LANGUAGE plpgsql STABLE ROWS 1
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT s.subscription_id, s.customer_id::text, s.starts_at, s.ends_at, s.billing_anchor, pl.billing_interval,
+           c.timezone
+    FROM metering.subscriptions s
+    JOIN metering.customers c ON c.customer_id = s.customer_id
+    JOIN metering.plans pl ON pl.code = s.plan_code
+    WHERE customers IS NULL OR s.customer_id = ANY (customers);
+END
+$$;
+COMMENT ON FUNCTION metering._rollup_subscriptions(text[]) IS
+    'Internal: the subscriptions (of customers; NULL: all) with what their periods are made of, for a '
+    'rollup step over many events (ROWS 1 on purpose: the planner hashes them).';
+
 -- The events whose transaction is visible in cur and not in prev, grouped per line:
 -- per customer, meter and the subscription's billing period containing the event's
 -- due_at, with the partial state of the meter's kind (custom and time_weighted: none).
@@ -113,12 +136,15 @@ COMMENT ON TABLE metering.usage_rollups IS
 -- step (a few recent transactions: the txid indexes) from a rebuild (one customer's
 -- events: the primary key), and the one Postgres settled on in the rollup worker's
 -- session read every customer's whole history by primary key at every step.
--- Many new events (a burst of ingest, a close rolling up a month inline) are joined to
--- their subscriptions by hashing: the planner, whose statistics predate the new txids,
--- estimates them at a few rows and would probe subscriptions and customers per event
--- (a step of 100,000 events took twice as long). Hashing reads every subscription, so
--- it is chosen from a third of their number of events on (counted through the txid
--- indexes, up to that number); the SET clause ends the setting with the call.
+-- Many new events (a burst of ingest, a close rolling up a month inline) are read in one
+-- pass: the subscriptions hashed, the events streamed past them, the groups hashed. The
+-- planner, whose statistics predate the new txids and which gives the visibility tests
+-- default selectivities, estimates the events at a few rows: it hashed them instead, and
+-- probed per event with nested loops, and sorted them on disk to group them (a step of
+-- 100,000 events took twice as long). From a third of the subscriptions' number of events
+-- on (counted through the txid indexes, up to that number), the subscriptions come from
+-- _rollup_subscriptions, which it believes to be one row (so it hashes them), with nested
+-- loops and sorts off; the SET clauses end the settings with the call.
 CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
         customers text[] DEFAULT NULL, from_ts timestamptz DEFAULT NULL)
     RETURNS TABLE(customer_id text, meter text, period_start timestamptz, subscription_id bigint,
@@ -127,16 +153,20 @@ CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
     SET search_path = pg_catalog, pg_temp
     SET plan_cache_mode = force_custom_plan
     SET enable_nestloop = on
+    SET enable_sort = on
 AS $$
 DECLARE
     many bigint;
+    stream boolean := false;
 BEGIN
     IF customers IS NULL THEN
         SELECT greatest(10000, c.reltuples / 3)::bigint INTO many
         FROM pg_catalog.pg_class c WHERE c.oid = 'metering.subscriptions'::regclass;
         IF (SELECT count(*) FROM (SELECT FROM metering.events ev WHERE ev.txid >= txid_snapshot_xmin(prev)
                                   LIMIT many) x) = many THEN
+            stream := true;
             PERFORM set_config('enable_nestloop', 'off', true);
+            PERFORM set_config('enable_sort', 'off', true);
         END IF;
     END IF;
     RETURN QUERY
@@ -147,7 +177,9 @@ BEGIN
         FROM metering.subscriptions s
         JOIN metering.customers c ON c.customer_id = s.customer_id
         JOIN metering.plans pl ON pl.code = s.plan_code
-        WHERE customers IS NULL OR s.customer_id = ANY (customers)
+        WHERE NOT stream AND (customers IS NULL OR s.customer_id = ANY (customers))
+        UNION ALL
+        SELECT * FROM metering._rollup_subscriptions(customers) WHERE stream
     )
     SELECT ev.customer_id::text, ev.meter::text, g.period_start, s.subscription_id,
            metering._line_state(
