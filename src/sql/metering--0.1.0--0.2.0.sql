@@ -312,11 +312,13 @@ COMMENT ON TABLE metering.usage_rollups IS
 -- The rollup step
 -- The subscriptions (of some customers; NULL: all) with what their periods are made
 -- of, for a rollup step over many events. ROWS 1 is a lie on purpose: the planner then
--- hashes them, whatever it believes of the events (_rollup_groups).
+-- hashes them, whatever it believes of the events (_rollup_groups). Parallel safe: a
+-- close rolling up a month inline reads the events with parallel workers (not safe, it
+-- kept the plan to one process, and such a close took 1.8x as long).
 CREATE FUNCTION metering._rollup_subscriptions(customers text[]) RETURNS TABLE(
         subscription_id bigint, customer_id text, starts_at timestamptz, ends_at timestamptz,
         billing_anchor timestamptz, billing_interval interval, timezone text)
-    LANGUAGE plpgsql STABLE ROWS 1
+    LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
