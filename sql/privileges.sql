@@ -40,6 +40,8 @@ UPDATE metering.customers SET name = 'x';
 SELECT metering.create_customer('p2');
 -- nor roll up: refresh_usage is for the owner and pg_cron's role
 SELECT metering.refresh_usage();
+-- nor list every subscription (customer, anchor, time zone) through the step's helper
+SELECT * FROM metering._rollup_subscriptions();
 SELECT metering.usage('p1', 'calls', '2025-11-01Z', '2025-12-01Z');
 -- the CHECK function of events_import is PUBLIC, but answers only roles that may insert there
 SELECT metering._import_check('p1', 'calls', 1, now(), NULL, NULL, NULL);

@@ -103,12 +103,12 @@ COMMENT ON TABLE metering.usage_rollups IS
 -- The rollup step
 ------------------------------------------------------------------------------
 
--- The subscriptions (of some customers; NULL: all) with what their periods are made
--- of, for a rollup step over many events. ROWS 1 is a lie on purpose: the planner then
+-- Every subscription with what its periods are made of, for a rollup step over many
+-- events. ROWS 1 is a lie on purpose: the planner then
 -- hashes them, whatever it believes of the events (_rollup_groups). Parallel safe: a
 -- close rolling up a month inline reads the events with parallel workers (not safe, it
 -- kept the plan to one process, and such a close took 1.8x as long).
-CREATE FUNCTION metering._rollup_subscriptions(customers text[]) RETURNS TABLE(
+CREATE FUNCTION metering._rollup_subscriptions() RETURNS TABLE(
         subscription_id bigint, customer_id text, starts_at timestamptz, ends_at timestamptz,
         billing_anchor timestamptz, billing_interval interval, timezone text)
     LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1
@@ -120,13 +120,12 @@ BEGIN
            c.timezone
     FROM metering.subscriptions s
     JOIN metering.customers c ON c.customer_id = s.customer_id
-    JOIN metering.plans pl ON pl.code = s.plan_code
-    WHERE customers IS NULL OR s.customer_id = ANY (customers);
+    JOIN metering.plans pl ON pl.code = s.plan_code;
 END
 $$;
-COMMENT ON FUNCTION metering._rollup_subscriptions(text[]) IS
-    'Internal: the subscriptions (of customers; NULL: all) with what their periods are made of, for a '
-    'rollup step over many events (ROWS 1 on purpose: the planner hashes them).';
+COMMENT ON FUNCTION metering._rollup_subscriptions() IS
+    'Internal: every subscription with what its periods are made of, for a rollup step over many events '
+    '(ROWS 1 on purpose: the planner hashes them).';
 
 -- The events whose transaction is visible in cur and not in prev, grouped per line:
 -- per customer, meter and the subscription's billing period containing the event's
@@ -181,7 +180,7 @@ BEGIN
         JOIN metering.plans pl ON pl.code = s.plan_code
         WHERE NOT stream AND (customers IS NULL OR s.customer_id = ANY (customers))
         UNION ALL
-        SELECT * FROM metering._rollup_subscriptions(customers) WHERE stream
+        SELECT * FROM metering._rollup_subscriptions() WHERE stream
     )
     SELECT ev.customer_id::text, ev.meter::text, g.period_start, s.subscription_id,
            metering._line_state(
