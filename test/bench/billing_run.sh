@@ -113,7 +113,7 @@ size=$(sql bench_inline "SELECT count(*) || ' groups, ' || pg_total_relation_siz
 ratio() { awk -v b="$1" -v o="$2" 'BEGIN { printf "%.2f", b / o }'; }
 {
     echo "figure 5: the billing run of one monthly period, 10,000 subscriptions, 4 meters, $EVENTS events (+ $SIDE around)"
-    echo "  settings: shared_buffers 1GB, work_mem 256MB; analyzed after the load; no invoice before"
+    echo "  settings: shared_buffers 1GB, work_mem 256MB, huge pages $(cluster_huge_pages); analyzed after the load; no invoice before"
     echo "  5a worker on during the load (load ${load_w} s): by its end the worker had rolled up $worker_n events in ${worker_s} s;"
     echo "     close_periods ${close_w} s ($left_w events waiting when it started; made $made_w; $total_w)   target < 5 s"
     echo "  5b no worker: close_periods ${close_n} s (rolls up all inline; $total_n);"

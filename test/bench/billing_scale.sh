@@ -115,7 +115,7 @@ if [ "$BIG" != 0 ]; then
 fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 {
-    echo "figure 6: how the billing run grows (rollup worker on; shared_buffers 1GB, work_mem 256MB)"
+    echo "figure 6: how the billing run grows (rollup worker on; shared_buffers 1GB, work_mem 256MB, huge pages $(cluster_huge_pages))"
     echo "  6a 10,000 subscriptions, 4 meters, $EPM events a month (1 % late into earlier months), $MONTHS months:"
     echo "     closes (s): ${times[*]}"
     echo "     13th close / first: $(ratio "${times[-1]}" "${times[0]}")   target <= 1.25"

@@ -238,7 +238,7 @@ row() {  # label ours baseline unit target
 }
 echo
 echo "metering benchmarks: $(nproc) CPUs ($CPU), $MEM RAM, PostgreSQL $SERVER_VERSION"
-echo "medians of $ROUNDS alternating rounds; fsync and synchronous_commit on"
+echo "medians of $ROUNDS alternating rounds; fsync and synchronous_commit on; huge pages $(cluster_huge_pages)"
 printf '%-44s %12s %12s %-7s %6s  %-8s\n' figure ours baseline unit ratio target
 row "1  ingest() vs INSERT ON CONFLICT (8 clients)" "$m1o" "$m1p" tps 0.85
 row "1b ingest() vs INSERT, 1-index table" "$m1o" "$m1i" tps 0.85

@@ -38,6 +38,16 @@ cluster_start() {
     trap cluster_stop EXIT
 }
 
+# "on" when the running cluster's shared memory is in huge pages (huge_pages = try, the
+# default, takes them when the kernel has some reserved: vm.nr_hugepages), "off" otherwise.
+# A new backend maps each 4 kB page of shared_buffers it touches on first use: with
+# huge pages, a 2 MB one (docs/benchmarks.md, Figure 6).
+cluster_huge_pages() {
+    local pid
+    pid=$(head -1 "$CLUSTER_DIR/data/postmaster.pid")
+    if grep -q anon_hugepage "/proc/$pid/maps" 2>/dev/null; then echo on; else echo off; fi
+}
+
 cluster_restart() {
     cluster_as_owner "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
 }
