@@ -311,10 +311,12 @@ COMMENT ON TABLE metering.usage_rollups IS
 
 -- The rollup step
 -- Every subscription with what its periods are made of, for a rollup step over many
--- events. ROWS 1 is a lie on purpose: the planner then
--- hashes them, whatever it believes of the events (_rollup_groups). Parallel safe: a
--- close rolling up a month inline reads the events with parallel workers (not safe, it
--- kept the plan to one process, and such a close took 1.8x as long).
+-- events: the join of _rollup_groups' subs, in a function the planner cannot see into
+-- (the other branch there stays inlined, so that a few customers' events are probed
+-- through their index). ROWS 1 is a lie on purpose: the planner then hashes them,
+-- whatever it believes of the events. Parallel safe: a close rolling up a month inline
+-- reads the events with parallel workers (not safe, it kept the plan to one process,
+-- and such a close took 1.8x as long).
 CREATE FUNCTION metering._rollup_subscriptions() RETURNS TABLE(
         subscription_id bigint, customer_id text, starts_at timestamptz, ends_at timestamptz,
         billing_anchor timestamptz, billing_interval interval, timezone text)
