@@ -31,6 +31,8 @@ elif [ -w "$(pg_config --pkglibdir)" ]; then
     make -s -j2 -C "$ROOT" >/dev/null && make -s -C "$ROOT" install >/dev/null
 fi
 export PGBIN=${PGBIN:-$(pg_config --bindir)}
+# The shared memory in huge pages, as on a production server (BENCH_HUGE_PAGES=0: not).
+export CLUSTER_HUGE_PAGES=${BENCH_HUGE_PAGES:-1}
 # shellcheck source=../lib/cluster.sh
 source "$ROOT/test/lib/cluster.sh"
 cluster_start 'shared_buffers = 1GB' 'work_mem = 256MB' 'maintenance_work_mem = 1GB' 'max_wal_size = 8GB' \

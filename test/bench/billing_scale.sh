@@ -11,7 +11,13 @@
 # production server: shared_buffers 1 GB, work_mem 256 MB. Environment:
 #   BENCH_SC_EVENTS (events a month for 10,000 subscriptions, 200000), BENCH_SC_MONTHS (13),
 #   BENCH_SC_BIG (subscriptions of 6b, 100000; 0 skips it), BENCH_OUT (build/bench),
-#   BENCH_SC_EXPLAIN (1: keep the plans of the statements over 50 ms in figure6-plans.log)
+#   BENCH_SC_EXPLAIN (1: keep the plans of the statements over 50 ms in figure6-plans.log),
+#   BENCH_SC_REPLAYS (3; 0: none): rounds of replays, below.
+# Replays: the machine's speed swings within a run (docs/benchmarks.md, Figure 6), and
+# the 1st and 13th closes are half an hour apart. So the cluster is copied
+# (pg_basebackup, the server up) right before the 1st, the last and 6b's close, and
+# after the run each close is replayed on a fresh copy, the three alternating, in
+# rounds: a restarted server, its shared buffers empty, the files in the OS's cache.
 set -euo pipefail
 shopt -s inherit_errexit
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,6 +32,8 @@ if [ -w "$(pg_config --pkglibdir)" ] && [ -z "${BENCH_DESTDIR:-}" ]; then
     make -s -j2 -C "$ROOT" >/dev/null && make -s -C "$ROOT" install >/dev/null
 fi
 export PGBIN=${PGBIN:-$(pg_config --bindir)}
+# The shared memory in huge pages, as on a production server (BENCH_HUGE_PAGES=0: not).
+export CLUSTER_HUGE_PAGES=${BENCH_HUGE_PAGES:-1}
 # shellcheck source=../lib/cluster.sh
 source "$ROOT/test/lib/cluster.sh"
 cluster_start 'shared_buffers = 1GB' 'work_mem = 256MB' 'maintenance_work_mem = 1GB' 'max_wal_size = 8GB' \
@@ -86,22 +94,46 @@ wait_rolled_up() {  # db: until the worker has nothing left (at most 120 s)
         sleep 1
     done
 }
-close_month() {  # db month subscriptions -> seconds of its close
-    local db=$1 m=$2 n=$3 as_of t0
+REPLAYS=${BENCH_SC_REPLAYS:-3}
+SNAPS=$CLUSTER_DIR/snapshots
+as_of_month() { sql postgres "SELECT '2025-01-01 02:00 UTC'::timestamptz + ($1 + 1) * interval '1 month'"; }
+timed_close() {  # db as_of -> seconds of close_periods in a new session
+    local t0
+    t0=$(now_ns)
+    sql "$1" "SELECT metering.close_periods('$2')" >/dev/null
+    secs "$t0" "$(now_ns)"
+}
+close_month() {  # db month subscriptions [snapshot name] -> seconds of its close
+    local db=$1 m=$2 n=$3
     sql "$db" "CALL public.load_month($n, $((EPM * n / 10000)), $m, 0.01, 50000)"
     wait_rolled_up "$db"
     sql "$db" "ANALYZE" >/dev/null
-    as_of=$(sql "$db" "SELECT '2025-01-01 02:00 UTC'::timestamptz + ($m + 1) * interval '1 month'")
-    t0=$(now_ns)
-    sql "$db" "SELECT metering.close_periods('$as_of')" >/dev/null
-    secs "$t0" "$(now_ns)"
+    if [ -n "${4:-}" ] && [ "$REPLAYS" != 0 ]; then
+        cluster_as_owner "$PGBIN/pg_basebackup" -D "$SNAPS/$4" -X stream -c fast >/dev/null
+        echo "$db $(as_of_month "$m")" >"$SNAPS/$4.close"
+    fi
+    timed_close "$db" "$(as_of_month "$m")"
+}
+replay() {  # snapshot name -> seconds of its close on a fresh copy of the cluster
+    local db as_of
+    read -r db as_of <"$SNAPS/$1.close"
+    cluster_as_owner "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -m fast -w stop >/dev/null
+    rm -rf "$CLUSTER_DIR/data"
+    cp -a "$SNAPS/$1" "$CLUSTER_DIR/data"
+    cluster_restart
+    sql "$db" "SELECT 1" >/dev/null  # the first session after a restart builds the catalog cache file
+    timed_close "$db" "$as_of"
 }
 
 log "figure 6a: $MONTHS monthly closes of 10,000 subscriptions, $EPM events a month (1 % late)"
 setup scale_small 10000
+[ "$REPLAYS" = 0 ] || cluster_as_owner mkdir "$SNAPS"
 times=()
 for m in $(seq 0 $((MONTHS - 1))); do
-    times+=("$(close_month scale_small "$m" 10000)")
+    snap=
+    [ "$m" = 0 ] && snap=first
+    [ "$m" = $((MONTHS - 1)) ] && [ "$MONTHS" -gt 1 ] && snap=last
+    times+=("$(close_month scale_small "$m" 10000 ${snap:+"$snap"})")
     log "  close of month $((m + 1)): ${times[-1]} s"
 done
 late=$(sql scale_small "SELECT count(*) FROM metering.invoice_items WHERE kind = 'late_usage'")
@@ -111,17 +143,37 @@ big=
 if [ "$BIG" != 0 ]; then
     log "figure 6b: one monthly close of $BIG subscriptions, $((EPM * BIG / 10000)) events"
     setup scale_big "$BIG"
-    big=$(close_month scale_big 0 "$BIG")
+    big=$(close_month scale_big 0 "$BIG" big)
 fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+r_first=() r_last=() r_big=() r_last_ratio=() r_big_ratio=()
+for r in $(seq "$REPLAYS"); do
+    r_first+=("$(replay first)")
+    [ ! -d "$SNAPS/last" ] || { r_last+=("$(replay last)"); r_last_ratio+=("$(ratio "${r_last[-1]}" "${r_first[-1]}")"); }
+    [ ! -d "$SNAPS/big" ] || { r_big+=("$(replay big)"); r_big_ratio+=("$(ratio "${r_big[-1]}" "${r_first[-1]}")"); }
+    log "  replay round $r: first ${r_first[-1]} s${r_last[*]:+, last ${r_last[-1]} s}${r_big[*]:+, 6b ${r_big[-1]} s}"
+done
 {
     echo "figure 6: how the billing run grows (rollup worker on; shared_buffers 1GB, work_mem 256MB, huge pages $(cluster_huge_pages))"
     echo "  6a 10,000 subscriptions, 4 meters, $EPM events a month (1 % late into earlier months), $MONTHS months:"
     echo "     closes (s): ${times[*]}"
-    echo "     13th close / first: $(ratio "${times[-1]}" "${times[0]}")   target <= 1.25"
+    echo "     close $MONTHS / close 1: $(ratio "${times[-1]}" "${times[0]}")   target <= 1.25 (for close 13)"
     echo "     at the end: $events events, $invoices invoices, $late late-usage lines"
     if [ -n "$big" ]; then
         echo "  6b $BIG subscriptions, one month: ${big} s = $(ratio "$big" "${times[0]}") x the 10,000 close   target <= 10"
+    fi
+    if [ "$REPLAYS" != 0 ]; then
+        echo "  replays ($REPLAYS alternating rounds on fresh copies, restarted server; medians of the rounds' ratios):"
+        echo "     first close (s): ${r_first[*]}"
+        if [ ${#r_last[@]} != 0 ]; then
+            echo "     last close (s): ${r_last[*]}"
+            echo "     last / first: $(median "${r_last_ratio[@]}") (rounds ${r_last_ratio[*]})   target <= 1.25"
+        fi
+        if [ ${#r_big[@]} != 0 ]; then
+            echo "     6b close (s): ${r_big[*]}"
+            echo "     6b / first: $(median "${r_big_ratio[@]}") (rounds ${r_big_ratio[*]})   target <= 10"
+        fi
     fi
 } | tee "$OUT/figure6.txt"
 # BENCH_SC_EXPLAIN=1: the plans of every statement over 50 ms (auto_explain), for reading

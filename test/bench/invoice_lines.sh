@@ -35,6 +35,8 @@ if [ "${BENCH_IL_IN_CLUSTER:-0}" != 1 ]; then
         make -s -j2 -C "$ROOT" >/dev/null && make -s -C "$ROOT" install >/dev/null
     fi
     export PGBIN=${PGBIN:-$(pg_config --bindir)}
+    # The shared memory in huge pages, as on a production server (BENCH_HUGE_PAGES=0: not).
+    export CLUSTER_HUGE_PAGES=${BENCH_HUGE_PAGES:-1}
     # shellcheck source=../lib/cluster.sh
     source "$ROOT/test/lib/cluster.sh"
     cluster_start 'shared_buffers = 1GB' 'max_wal_size = 4GB' 'min_wal_size = 1GB' \

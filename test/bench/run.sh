@@ -10,7 +10,8 @@
 #   Figure 4  invoice lines of one monthly period over 10 million events vs the
 #             same lines written by hand over a plain table (invoice_lines.sh)
 #   Figure 5  the month-end billing run over 10 million events (billing_run.sh, own cluster)
-# Environment: BENCH_DURATION (s per pgbench run, 15), BENCH_ROUNDS (3),
+# Environment: BENCH_HUGE_PAGES (1: reserve huge pages as root; 0: not; every bench
+# script), BENCH_DURATION (s per pgbench run, 15), BENCH_ROUNDS (3),
 # BENCH_BATCHES (batches of 1,000 events in Figures 2 and 3, 100), BENCH_IL (0:
 # skip Figure 4; its own knobs are in invoice_lines.sh), BENCH_CP (0: skip
 # Figure 5), BENCH_DESTDIR (install
@@ -42,6 +43,8 @@ if [ ! -f "$("$PGBIN/pg_config" --sharedir)/extension/metering.control" ]; then
     exit 1
 fi
 
+# The shared memory in huge pages, as on a production server (BENCH_HUGE_PAGES=0: not).
+export CLUSTER_HUGE_PAGES=${BENCH_HUGE_PAGES:-1}
 # shellcheck source=../lib/cluster.sh
 source "$ROOT/test/lib/cluster.sh"
 # The rollup worker runs (every second, as by default): the ingest figures hold with it.

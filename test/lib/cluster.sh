@@ -3,6 +3,8 @@
 # then: cluster_start [extra postgresql.conf lines...]; ... ; cluster_stop.
 # It runs as the 'postgres' user when started by root, on a free port, in a
 # fresh directory, and exports PGHOST, PGPORT, PGUSER for clients.
+# CLUSTER_HUGE_PAGES=1 (the benchmarks): put its shared memory in huge pages, as on a
+# production server (below).
 PGBIN=${PGBIN:-$(pg_config --bindir)}
 
 cluster_free_port() {
@@ -33,9 +35,29 @@ cluster_start() {
         echo "max_prepared_transactions = 10"
         for line in "$@"; do echo "$line"; done
     } | cluster_as_owner tee -a "$CLUSTER_DIR/data/postgresql.conf" >/dev/null
+    [ "${CLUSTER_HUGE_PAGES:-0}" = 0 ] || cluster_reserve_huge_pages
     cluster_as_owner "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
     export PGHOST=$CLUSTER_DIR PGPORT=$CLUSTER_PORT PGUSER=postgres
     trap cluster_stop EXIT
+}
+
+# Reserves the huge pages the cluster's shared memory needs (Postgres's own count),
+# when run by root and the kernel has fewer free; cluster_stop gives them back.
+# huge_pages = try (the default) then takes them. A production server with a large
+# shared_buffers reserves them (Postgres's documentation, "Linux Huge Pages").
+cluster_reserve_huge_pages() {
+    local need free total
+    if [ "$(id -u)" != 0 ] || [ ! -w /proc/sys/vm/nr_hugepages ]; then
+        echo "cluster: not root, huge pages not reserved" >&2; return 0
+    fi
+    need=$(cluster_as_owner "$PGBIN/postgres" -D "$CLUSTER_DIR/data" -C shared_memory_size_in_huge_pages 2>/dev/null) ||
+        return 0
+    # free and not promised to a mapping already (another cluster's)
+    free=$(awk '/^HugePages_Free/ { f = $2 } /^HugePages_Rsvd/ { r = $2 } END { print f - r }' /proc/meminfo)
+    total=$(cat /proc/sys/vm/nr_hugepages)
+    [ "$free" -lt "$need" ] || return 0
+    CLUSTER_NR_HUGEPAGES_WAS=$total
+    echo $((total + need - free)) >/proc/sys/vm/nr_hugepages
 }
 
 # "on" when the running cluster's shared memory is in huge pages (huge_pages = try, the
@@ -57,4 +79,8 @@ cluster_stop() {
     cluster_as_owner "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$CLUSTER_DIR"
     CLUSTER_DIR=
+    if [ -n "${CLUSTER_NR_HUGEPAGES_WAS:-}" ]; then
+        echo "$CLUSTER_NR_HUGEPAGES_WAS" >/proc/sys/vm/nr_hugepages
+        CLUSTER_NR_HUGEPAGES_WAS=
+    fi
 }
