@@ -94,6 +94,26 @@ SELECT metering.close_periods('2025-02-01 01:00') AS made;
 SELECT count(*) AS errors FROM metering.billing_errors;
 SELECT customer_id, total FROM metering.invoices WHERE subscription_id IN (:fragile, :sturdy) ORDER BY 1;
 
+-- A close bills 2,500 subscriptions a statement. 5,001 are due (3 statements); one fails
+-- in the second: only that chunk is billed one at a time (2 chunks + its 2,499 others
+-- succeed: 2,501 calls), the rest in order (invoice numbers follow subscription ids).
+SELECT count(metering.create_customer('bulk-' || i)) FROM generate_series(1, 5001) i;
+SELECT count(metering.subscribe('bulk-' || i, 'custom', '2025-01-01')) FROM generate_series(1, 5001) i;
+SELECT metering.ingest('bulk-3000', 'ratio', 0, '2025-01-05') AS bulk_zero \gset
+BEGIN;
+SET LOCAL track_functions = 'all';
+SELECT metering.close_periods('2025-02-01 01:00') AS made;
+SELECT pg_stat_get_xact_function_calls('metering._issue_invoices'::regproc) AS issue_calls;
+COMMIT;
+SELECT customer_id, sqlstate, message FROM metering.billing_errors;
+SELECT count(*) AS out_of_order FROM (
+    SELECT invoice_id < lag(invoice_id) OVER (ORDER BY subscription_id) AS before_previous
+    FROM metering.invoices WHERE customer_id LIKE 'bulk-%') x
+WHERE before_previous;
+SELECT metering.delete_unbilled_event('bulk-3000', :bulk_zero);
+SELECT metering.close_periods('2025-02-01 01:00') AS made;
+SELECT count(*) AS errors FROM metering.billing_errors;
+
 -- The operators' view: nothing waits once a step ran; the last close made one invoice;
 -- no invoice waits for review; no billing error is left.
 SELECT metering.refresh_usage() >= 0 AS stepped;

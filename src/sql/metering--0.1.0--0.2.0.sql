@@ -1003,10 +1003,14 @@ AS $$
 DECLARE
     cutoff timestamptz;
     subs bigint[];
+    chunk bigint[];
     sub bigint;
     made int := 0;
     code text;
     message text;
+    -- subscriptions billed by one statement: its memory and a failure's retries are
+    -- bounded by it (docs/design.md, "The close is set-based")
+    chunk_size constant int := 2500;
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'as_of must be a finite timestamp, not %', coalesce(as_of::text, 'NULL')
@@ -1026,28 +1030,31 @@ BEGIN
     PERFORM 1 FROM metering.customers c
     WHERE c.customer_id IN (SELECT s.customer_id FROM metering.subscriptions s WHERE s.subscription_id = ANY (subs))
     ORDER BY c.customer_id FOR UPDATE;
-    BEGIN
-        made := metering._issue_invoices(subs, cutoff, as_of, 'regular');
-        DELETE FROM metering.billing_failures f WHERE f.subscription_id = ANY (subs);
-        UPDATE metering.rollup_state SET closed_at = clock_timestamp(), close_invoices = made;
-        RETURN made;
-    EXCEPTION WHEN OTHERS THEN
-        NULL;  -- one subscription failed: bill them one at a time, below
-    END;
-    FOREACH sub IN ARRAY subs LOOP
+    -- In subscription order, so invoice numbers follow it as in one statement.
+    FOR i IN 1 .. coalesce(array_length(subs, 1), 0) BY chunk_size LOOP
+        chunk := subs[i : i + chunk_size - 1];
         BEGIN
-            made := made + metering._issue_invoices(ARRAY[sub], cutoff, as_of, 'regular');
-            DELETE FROM metering.billing_failures f WHERE f.subscription_id = sub;
+            made := made + metering._issue_invoices(chunk, cutoff, as_of, 'regular');
+            DELETE FROM metering.billing_failures f WHERE f.subscription_id = ANY (chunk);
+            CONTINUE;
         EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-            INSERT INTO metering.billing_failures AS f (subscription_id, customer_id, sqlstate, message,
-                                                        first_failed_at, last_failed_at, attempts)
-            SELECT sub, s.customer_id, code, message, now(), now(), 1 FROM metering.subscriptions s
-            WHERE s.subscription_id = sub
-            ON CONFLICT (subscription_id) DO UPDATE
-                SET sqlstate = excluded.sqlstate, message = excluded.message, last_failed_at = excluded.last_failed_at,
-                    attempts = f.attempts + 1;
+            NULL;  -- one subscription of the chunk failed: bill the chunk one at a time, below
         END;
+        FOREACH sub IN ARRAY chunk LOOP
+            BEGIN
+                made := made + metering._issue_invoices(ARRAY[sub], cutoff, as_of, 'regular');
+                DELETE FROM metering.billing_failures f WHERE f.subscription_id = sub;
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+                INSERT INTO metering.billing_failures AS f (subscription_id, customer_id, sqlstate, message,
+                                                            first_failed_at, last_failed_at, attempts)
+                SELECT sub, s.customer_id, code, message, now(), now(), 1 FROM metering.subscriptions s
+                WHERE s.subscription_id = sub
+                ON CONFLICT (subscription_id) DO UPDATE
+                    SET sqlstate = excluded.sqlstate, message = excluded.message,
+                        last_failed_at = excluded.last_failed_at, attempts = f.attempts + 1;
+            END;
+        END LOOP;
     END LOOP;
     UPDATE metering.rollup_state SET closed_at = clock_timestamp(), close_invoices = made;
     RETURN made;
