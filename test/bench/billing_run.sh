@@ -31,10 +31,8 @@ elif [ -w "$(pg_config --pkglibdir)" ]; then
     make -s -j2 -C "$ROOT" >/dev/null && make -s -C "$ROOT" install >/dev/null
 fi
 export PGBIN=${PGBIN:-$(pg_config --bindir)}
-# The shared memory in huge pages, as on a production server (BENCH_HUGE_PAGES=0: not).
-export CLUSTER_HUGE_PAGES=${BENCH_HUGE_PAGES:-1}
-# shellcheck source=../lib/cluster.sh
-source "$ROOT/test/lib/cluster.sh"
+# shellcheck source=lib.sh
+source "$ROOT/test/bench/lib.sh"
 cluster_start 'shared_buffers = 1GB' 'work_mem = 256MB' 'maintenance_work_mem = 1GB' 'max_wal_size = 8GB' \
     'min_wal_size = 1GB' 'checkpoint_timeout = 30min' "shared_preload_libraries = 'metering, pg_stat_statements'" \
     "metering.rollup_databases = 'bench_worker'" "metering.rollup_interval = '1s'" 'pg_stat_statements.track = all'
@@ -112,7 +110,6 @@ size=$(sql bench_inline "SELECT count(*) || ' groups, ' || pg_total_relation_siz
                          || round(pg_total_relation_size('metering.usage_rollups') / 1048576.0, 1) || ' MB'
                          FROM metering.usage_rollups")
 
-ratio() { awk -v b="$1" -v o="$2" 'BEGIN { printf "%.2f", b / o }'; }
 {
     echo "figure 5: the billing run of one monthly period, 10,000 subscriptions, 4 meters, $EVENTS events (+ $SIDE around)"
     echo "  settings: shared_buffers 1GB, work_mem 256MB, huge pages $(cluster_huge_pages); analyzed after the load; no invoice before"

@@ -32,10 +32,8 @@ if [ -w "$(pg_config --pkglibdir)" ] && [ -z "${BENCH_DESTDIR:-}" ]; then
     make -s -j2 -C "$ROOT" >/dev/null && make -s -C "$ROOT" install >/dev/null
 fi
 export PGBIN=${PGBIN:-$(pg_config --bindir)}
-# The shared memory in huge pages, as on a production server (BENCH_HUGE_PAGES=0: not).
-export CLUSTER_HUGE_PAGES=${BENCH_HUGE_PAGES:-1}
-# shellcheck source=../lib/cluster.sh
-source "$ROOT/test/lib/cluster.sh"
+# shellcheck source=lib.sh
+source "$ROOT/test/bench/lib.sh"
 cluster_start 'shared_buffers = 1GB' 'work_mem = 256MB' 'maintenance_work_mem = 1GB' 'max_wal_size = 8GB' \
     'checkpoint_timeout = 30min' "shared_preload_libraries = 'metering'" \
     "metering.rollup_databases = 'scale_small, scale_big'" "metering.rollup_interval = '1s'" \
@@ -145,8 +143,6 @@ if [ "$BIG" != 0 ]; then
     setup scale_big "$BIG"
     big=$(close_month scale_big 0 "$BIG" big)
 fi
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 r_first=() r_last=() r_big=() r_last_ratio=() r_big_ratio=()
 for r in $(seq "$REPLAYS"); do
     r_first+=("$(replay first)")

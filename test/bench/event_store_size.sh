@@ -17,10 +17,8 @@ if [ -n "${BENCH_DESTDIR:-}" ]; then
 fi
 PGBIN=${PGBIN:-$(pg_config --bindir)}
 export PGBIN
-# The shared memory in huge pages, as on a production server (BENCH_HUGE_PAGES=0: not).
-export CLUSTER_HUGE_PAGES=${BENCH_HUGE_PAGES:-1}
-# shellcheck source=../lib/cluster.sh
-source "$ROOT/test/lib/cluster.sh"
+# shellcheck source=lib.sh
+source "$ROOT/test/bench/lib.sh"
 cluster_start 'shared_buffers = 1GB' 'max_wal_size = 4GB' 'checkpoint_timeout = 30min'
 sql() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -At -d size "$@"; }
 

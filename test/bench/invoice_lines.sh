@@ -34,15 +34,14 @@ if [ "${BENCH_IL_IN_CLUSTER:-0}" != 1 ]; then
     elif [ -w "$(pg_config --pkglibdir)" ]; then
         make -s -j2 -C "$ROOT" >/dev/null && make -s -C "$ROOT" install >/dev/null
     fi
-    export PGBIN=${PGBIN:-$(pg_config --bindir)}
-    # The shared memory in huge pages, as on a production server (BENCH_HUGE_PAGES=0: not).
-    export CLUSTER_HUGE_PAGES=${BENCH_HUGE_PAGES:-1}
-    # shellcheck source=../lib/cluster.sh
-    source "$ROOT/test/lib/cluster.sh"
+fi
+export PGBIN=${PGBIN:-$(pg_config --bindir)}
+# shellcheck source=lib.sh
+source "$ROOT/test/bench/lib.sh"
+if [ "${BENCH_IL_IN_CLUSTER:-0}" != 1 ]; then
     cluster_start 'shared_buffers = 1GB' 'max_wal_size = 4GB' 'min_wal_size = 1GB' \
         'checkpoint_timeout = 30min' 'max_connections = 40'
 fi
-PGBIN=${PGBIN:-$(pg_config --bindir)}
 [ -f "$("$PGBIN/pg_config" --sharedir)/extension/metering.control" ] ||
     { log "metering is not installed for $PGBIN"; exit 1; }
 WORK=$(mktemp -d /tmp/metering-bench-il.XXXXXX)
@@ -52,7 +51,6 @@ DB=bench_il
 psql_il() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 sql() { psql_il -At -c "$1"; }
 now_ns() { date +%s%N; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 "$PGBIN/psql" -X -q -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $DB" \
     -c "CREATE DATABASE $DB" >/dev/null
@@ -185,7 +183,6 @@ fi
 
 # --- Summary (stdout) ----------------------------------------------------------------
 m() { median ${T[$1]}; }
-ratio() { awk -v b="$1" -v o="$2" 'BEGIN { printf "%.2f", b / o }'; }
 mo=$(m ours)
 row() {  # label variant
     local mb

@@ -14,10 +14,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 PGBIN=${PGBIN:-$(pg_config --bindir)}
 export PGBIN
 OUT=${OUT:-$(mktemp -d /tmp/metering-reads.XXXXXX)}
-# The shared memory in huge pages, as on a production server (BENCH_HUGE_PAGES=0: not).
-export CLUSTER_HUGE_PAGES=${BENCH_HUGE_PAGES:-1}
-# shellcheck source=../lib/cluster.sh
-source "$ROOT/test/lib/cluster.sh"
+# shellcheck source=lib.sh
+source "$ROOT/test/bench/lib.sh"
 cluster_start 'shared_buffers = 1GB' 'max_wal_size = 4GB'
 "$PGBIN/psql" -X -q -d postgres -c "CREATE DATABASE reads"
 "$PGBIN/psql" -X -q -d reads -f "$HERE/partitioned_reads/setup.sql" >"$OUT/setup.log" 2>&1

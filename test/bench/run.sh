@@ -43,10 +43,8 @@ if [ ! -f "$("$PGBIN/pg_config" --sharedir)/extension/metering.control" ]; then
     exit 1
 fi
 
-# The shared memory in huge pages, as on a production server (BENCH_HUGE_PAGES=0: not).
-export CLUSTER_HUGE_PAGES=${BENCH_HUGE_PAGES:-1}
-# shellcheck source=../lib/cluster.sh
-source "$ROOT/test/lib/cluster.sh"
+# shellcheck source=lib.sh
+source "$ROOT/test/bench/lib.sh"
 # The rollup worker runs (every second, as by default): the ingest figures hold with it.
 cluster_start 'shared_buffers = 1GB' 'max_wal_size = 4GB' 'min_wal_size = 1GB' \
     'checkpoint_timeout = 30min' 'max_connections = 40' "shared_preload_libraries = 'metering'" \
@@ -60,8 +58,6 @@ now_ns() { date +%s%N; }
 # Seconds since $1 (ns), 6 decimals.
 since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.6f", (b - a) / 1e9 }'; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # Empty tables between rounds. metering.events refuses TRUNCATE (its history is
 # append-only): the bench, a superuser, sets its triggers aside, and empties what the
 # rollup worker derived from it with it.

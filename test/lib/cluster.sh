@@ -48,7 +48,7 @@ cluster_start() {
 cluster_reserve_huge_pages() {
     local need free total
     if [ "$(id -u)" != 0 ] || [ ! -w /proc/sys/vm/nr_hugepages ]; then
-        echo "cluster: not root, huge pages not reserved" >&2; return 0
+        echo "cluster: vm.nr_hugepages is not writable (not root?): huge pages not reserved" >&2; return 0
     fi
     need=$(cluster_as_owner "$PGBIN/postgres" -D "$CLUSTER_DIR/data" -C shared_memory_size_in_huge_pages 2>/dev/null) ||
         return 0
