@@ -173,6 +173,15 @@ COMMIT;
 -- range out, and a range without a summary is read by every step.
 SELECT metering._create_event_partition('2024-03-01') IS NOT NULL AS march_made;
 SELECT brin_summarize_new_values('metering.events_2024_02_txid') AS february_ranges_left;
+-- refresh_usage summarizes the ranges written since the last step: the next step and the
+-- reads of the tail skip what it consumed (a range without a summary is read by all).
+SELECT count(*) AS ingested FROM metering.ingest_batch((
+    SELECT jsonb_agg(jsonb_build_object('customer_id', 'archive', 'meter', 'calls',
+                                        'occurred_at', '2024-03-01T00:00:00Z'::timestamptz + i * interval '1 minute'))
+    FROM generate_series(1, 3000) i));
+SELECT pg_relation_size('metering.events_2024_03') / current_setting('block_size')::int > 32 AS three_ranges_or_more;
+SELECT metering.refresh_usage() <= 3000 AS stepped;
+SELECT brin_summarize_new_values('metering.events_2024_03_txid') AS march_ranges_left;
 SELECT quantity FROM metering.invoice_lines WHERE subscription_id = :archive_sub AND period_start = '2024-02-01 00:00 UTC'
   AND meter = 'calls';
 

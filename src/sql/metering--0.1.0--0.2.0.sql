@@ -484,10 +484,68 @@ $$;
 COMMENT ON FUNCTION metering._rollup_step() IS
     'Internal: one rollup step (the caller''s transaction keeps the rollup lock until it ends).';
 
-CREATE FUNCTION metering.refresh_usage() RETURNS bigint
-    LANGUAGE sql VOLATILE SECURITY DEFINER
+-- Summarizes the ranges of the months' txid indexes written since the last call, so
+-- that the next step and the reads of the tail skip the ranges this step consumed: a
+-- range without a summary is read whole by every scan, and autovacuum summarizes a
+-- range only when it next visits the database (up to a minute: the rollup worker's
+-- steps read all that was written in between again, docs/design.md). Ingest appends,
+-- so the ranges to summarize are the last ones of each month: walk back from its last
+-- range to the first one already summarized (one call for a month nothing was added
+-- to). A month that VACUUM or another summarization holds is left to the next step.
+CREATE FUNCTION metering._summarize_txid_ranges() RETURNS integer
+    LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
-AS $$ SELECT metering._rollup_step() $$;
+    SET lock_timeout = '20ms'
+AS $$
+DECLARE
+    m record;
+    blk bigint;
+    made integer := 0;
+    n integer;
+BEGIN
+    FOR m IN
+        SELECT i.indexrelid::regclass AS index,
+               pg_relation_size(p.partition) / current_setting('block_size')::int AS blocks,
+               coalesce((SELECT o.option_value::int FROM pg_options_to_table(ic.reloptions) o
+                         WHERE o.option_name = 'pages_per_range'), 128) AS per_range
+        FROM metering._event_partitions() p
+        JOIN pg_index i ON i.indrelid = p.partition
+        JOIN pg_class ic ON ic.oid = i.indexrelid
+        WHERE ic.relam = (SELECT a.oid FROM pg_am a WHERE a.amname = 'brin')
+    LOOP
+        blk := m.blocks - 1;
+        BEGIN
+            WHILE blk >= 0 LOOP
+                n := brin_summarize_range(m.index, blk);
+                EXIT WHEN n = 0;
+                made := made + n;
+                blk := blk - blk % m.per_range - 1;  -- the last page of the range before
+            END LOOP;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;
+        END;
+    END LOOP;
+    RETURN made;
+END
+$$;
+COMMENT ON FUNCTION metering._summarize_txid_ranges() IS
+    'Internal: summarizes the ranges of the txid indexes written since the last call (the last ones of each month).';
+
+-- The step, then the summaries of what it read (apart from the step: close_periods runs
+-- a step in a transaction that may last minutes, and the summaries lock the months
+-- against VACUUM while their transaction lasts).
+CREATE FUNCTION metering.refresh_usage() RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    consumed bigint;
+BEGIN
+    consumed := metering._rollup_step();
+    PERFORM metering._summarize_txid_ranges();
+    RETURN consumed;
+END
+$$;
 COMMENT ON FUNCTION metering.refresh_usage() IS
     'Rolls up the events committed since the last call, exactly once, and returns how many it consumed. '
     'What the background worker does when the library is preloaded; schedule it with pg_cron otherwise. '
@@ -1264,6 +1322,7 @@ REVOKE EXECUTE ON FUNCTION
     metering._rollup_groups(txid_snapshot, txid_snapshot, text[], timestamptz),
     metering._rollup_add(txid_snapshot, txid_snapshot),
     metering._rollup_step(),
+    metering._summarize_txid_ranges(),
     metering.refresh_usage(),
     metering._rollup_rebuild(text),
     metering._issue_invoices(bigint[], timestamptz, timestamptz, text),
