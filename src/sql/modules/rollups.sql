@@ -244,39 +244,6 @@ $$;
 COMMENT ON FUNCTION metering._rollup_add(txid_snapshot, txid_snapshot) IS
     'Internal: rolls up the events of the batch between two snapshots and flags late groups.';
 
--- One rollup step: the events committed since the last step, exactly once. The row of
--- rollup_state is the lock: steps (and closes, which run one first) take turns.
-CREATE FUNCTION metering._rollup_step() RETURNS bigint
-    LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    prev txid_snapshot;
-    cur txid_snapshot;
-    own bigint;
-    consumed bigint;
-BEGIN
-    SELECT r.snapshot INTO prev FROM metering.rollup_state r FOR UPDATE;
-    -- Taken after the lock: every statement from here on sees at least what it sees.
-    cur := txid_current_snapshot();
-    -- Never the step's own transaction (the lock gave it an id): it may insert events
-    -- after the step, under the same id. A snapshot does not list its own transaction,
-    -- which therefore looks visible once a later one has completed: list it as running.
-    own := txid_current_if_assigned();
-    IF own IS NOT NULL AND txid_visible_in_snapshot(own, cur) THEN
-        cur := format('%s:%s:%s', least(txid_snapshot_xmin(cur), own), txid_snapshot_xmax(cur),
-                      (SELECT string_agg(x::text, ',' ORDER BY x)
-                       FROM (SELECT txid_snapshot_xip(cur) UNION SELECT own) xs(x)))::txid_snapshot;
-    END IF;
-    consumed := metering._rollup_add(prev, cur);
-    UPDATE metering.rollup_state SET snapshot = cur, refreshed_at = clock_timestamp(),
-                                     events_consumed = events_consumed + consumed;
-    RETURN consumed;
-END
-$$;
-COMMENT ON FUNCTION metering._rollup_step() IS
-    'Internal: one rollup step (the caller''s transaction keeps the rollup lock until it ends).';
-
 -- Summarizes the ranges of the months' txid indexes written since the last call, so
 -- that the next step and the reads of the tail skip the ranges this step consumed: a
 -- range without a summary is read whole by every scan, and autovacuum summarizes a
@@ -284,7 +251,9 @@ COMMENT ON FUNCTION metering._rollup_step() IS
 -- steps read all that was written in between again, docs/design.md). Ingest appends,
 -- so the ranges to summarize are the last ones of each month: walk back from its last
 -- range to the first one already summarized (one call for a month nothing was added
--- to). A month that VACUUM or another summarization holds is left to the next step.
+-- to). A month that VACUUM or another summarization holds is left to the next step,
+-- and no error here fails the step. (brin_summarize_range keeps its lock for the call
+-- only, not for the transaction: a close's step does this too.)
 CREATE FUNCTION metering._summarize_txid_ranges() RETURNS integer
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
@@ -314,8 +283,8 @@ BEGIN
                 made := made + n;
                 blk := blk - blk % m.per_range - 1;  -- the last page of the range before
             END LOOP;
-        EXCEPTION WHEN lock_not_available THEN
-            NULL;
+        EXCEPTION WHEN lock_not_available OR insufficient_privilege OR undefined_table THEN
+            NULL;  -- held by VACUUM; not the owner's (a restore by another role); dropped
         END;
     END LOOP;
     RETURN made;
@@ -324,21 +293,44 @@ $$;
 COMMENT ON FUNCTION metering._summarize_txid_ranges() IS
     'Internal: summarizes the ranges of the txid indexes written since the last call (the last ones of each month).';
 
--- The step, then the summaries of what it read (apart from the step: close_periods runs
--- a step in a transaction that may last minutes, and the summaries lock the months
--- against VACUUM while their transaction lasts).
-CREATE FUNCTION metering.refresh_usage() RETURNS bigint
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+-- One rollup step: the events committed since the last step, exactly once. The row of
+-- rollup_state is the lock: steps (and closes, which run one first) take turns.
+CREATE FUNCTION metering._rollup_step() RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    prev txid_snapshot;
+    cur txid_snapshot;
+    own bigint;
     consumed bigint;
 BEGIN
-    consumed := metering._rollup_step();
+    SELECT r.snapshot INTO prev FROM metering.rollup_state r FOR UPDATE;
+    -- Taken after the lock: every statement from here on sees at least what it sees.
+    cur := txid_current_snapshot();
+    -- Never the step's own transaction (the lock gave it an id): it may insert events
+    -- after the step, under the same id. A snapshot does not list its own transaction,
+    -- which therefore looks visible once a later one has completed: list it as running.
+    own := txid_current_if_assigned();
+    IF own IS NOT NULL AND txid_visible_in_snapshot(own, cur) THEN
+        cur := format('%s:%s:%s', least(txid_snapshot_xmin(cur), own), txid_snapshot_xmax(cur),
+                      (SELECT string_agg(x::text, ',' ORDER BY x)
+                       FROM (SELECT txid_snapshot_xip(cur) UNION SELECT own) xs(x)))::txid_snapshot;
+    END IF;
+    consumed := metering._rollup_add(prev, cur);
+    UPDATE metering.rollup_state SET snapshot = cur, refreshed_at = clock_timestamp(),
+                                     events_consumed = events_consumed + consumed;
     PERFORM metering._summarize_txid_ranges();
     RETURN consumed;
 END
 $$;
+COMMENT ON FUNCTION metering._rollup_step() IS
+    'Internal: one rollup step (the caller''s transaction keeps the rollup lock until it ends).';
+
+CREATE FUNCTION metering.refresh_usage() RETURNS bigint
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$ SELECT metering._rollup_step() $$;
 COMMENT ON FUNCTION metering.refresh_usage() IS
     'Rolls up the events committed since the last call, exactly once, and returns how many it consumed. '
     'What the background worker does when the library is preloaded; schedule it with pg_cron otherwise. '
