@@ -139,13 +139,6 @@ void fill_slot(TupleTableSlot* slot, const AttrNumber* att, const StoredRow& row
     ExecStoreVirtualTuple(slot);
 }
 
-// Rows are appended to the month's last pages, never put in the free space VACUUM
-// records in its old ones: a late event then lands beside the other recent ones,
-// and the BRIN index on txid, by which the rollup step finds new events, keeps
-// narrow ranges (a late event in an old page made its range match every step,
-// docs/design.md). The space freed by an aborted load is not reused by ingest.
-constexpr int kInsertOptions = TABLE_INSERT_SKIP_FSM;
-
 // Inserts rows[which[0..m)] into partition, heap and indexes.
 void insert_into(EState* estate, Oid partition, const StoredRow* rows, const int* which, int m)
 {
@@ -169,9 +162,9 @@ void insert_into(EState* estate, Oid partition, const StoredRow* rows, const int
         for (int j = 0; j < count; j++)
             fill_slot(slots[j], att, rows[which[first + j]]);
         if (count == 1)
-            table_tuple_insert(rel, slots[0], cid, kInsertOptions, bistate);
+            table_tuple_insert(rel, slots[0], cid, 0, bistate);
         else
-            table_multi_insert(rel, slots, count, cid, kInsertOptions, bistate);
+            table_multi_insert(rel, slots, count, cid, 0, bistate);
         for (int j = 0; j < count; j++) {
             List* recheck = ExecInsertIndexTuples(rri, slots[j], estate, false, false, nullptr, NIL);
             list_free(recheck);

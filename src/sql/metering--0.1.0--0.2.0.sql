@@ -451,55 +451,6 @@ $$;
 COMMENT ON FUNCTION metering._rollup_add(txid_snapshot, txid_snapshot) IS
     'Internal: rolls up the events of the batch between two snapshots and flags late groups.';
 
--- Summarizes the ranges of the months' txid indexes written since the last call, so
--- that the next step and the reads of the tail skip the ranges this step consumed: a
--- range without a summary is read whole by every scan, and autovacuum summarizes a
--- range only when it next visits the database (up to a minute: the rollup worker's
--- steps read all that was written in between again, docs/design.md). Ingest appends,
--- so the ranges to summarize are the last ones of each month: walk back from its last
--- range to the first one already summarized (one call for a month nothing was added
--- to). A month that VACUUM or another summarization holds is left to the next step,
--- and no error here fails the step. (brin_summarize_range keeps its lock for the call
--- only, not for the transaction: a close's step does this too.)
-CREATE FUNCTION metering._summarize_txid_ranges() RETURNS integer
-    LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
-    SET lock_timeout = '20ms'
-AS $$
-DECLARE
-    m record;
-    blk bigint;
-    made integer := 0;
-    n integer;
-BEGIN
-    FOR m IN
-        SELECT i.indexrelid::regclass AS index,
-               pg_relation_size(p.partition) / current_setting('block_size')::int AS blocks,
-               coalesce((SELECT o.option_value::int FROM pg_options_to_table(ic.reloptions) o
-                         WHERE o.option_name = 'pages_per_range'), 128) AS per_range
-        FROM metering._event_partitions() p
-        JOIN pg_index i ON i.indrelid = p.partition
-        JOIN pg_class ic ON ic.oid = i.indexrelid
-        WHERE ic.relam = (SELECT a.oid FROM pg_am a WHERE a.amname = 'brin')
-    LOOP
-        blk := m.blocks - 1;
-        BEGIN
-            WHILE blk >= 0 LOOP
-                n := brin_summarize_range(m.index, blk);
-                EXIT WHEN n = 0;
-                made := made + n;
-                blk := blk - blk % m.per_range - 1;  -- the last page of the range before
-            END LOOP;
-        EXCEPTION WHEN lock_not_available OR insufficient_privilege OR undefined_table THEN
-            NULL;  -- held by VACUUM; not the owner's (a restore by another role); dropped
-        END;
-    END LOOP;
-    RETURN made;
-END
-$$;
-COMMENT ON FUNCTION metering._summarize_txid_ranges() IS
-    'Internal: summarizes the ranges of the txid indexes written since the last call (the last ones of each month).';
-
 -- One rollup step: the events committed since the last step, exactly once. The row of
 -- rollup_state is the lock: steps (and closes, which run one first) take turns.
 CREATE FUNCTION metering._rollup_step() RETURNS bigint
@@ -527,7 +478,6 @@ BEGIN
     consumed := metering._rollup_add(prev, cur);
     UPDATE metering.rollup_state SET snapshot = cur, refreshed_at = clock_timestamp(),
                                      events_consumed = events_consumed + consumed;
-    PERFORM metering._summarize_txid_ranges();
     RETURN consumed;
 END
 $$;
@@ -1314,7 +1264,6 @@ REVOKE EXECUTE ON FUNCTION
     metering._rollup_groups(txid_snapshot, txid_snapshot, text[], timestamptz),
     metering._rollup_add(txid_snapshot, txid_snapshot),
     metering._rollup_step(),
-    metering._summarize_txid_ranges(),
     metering.refresh_usage(),
     metering._rollup_rebuild(text),
     metering._issue_invoices(bigint[], timestamptz, timestamptz, text),
@@ -1485,29 +1434,16 @@ BEGIN
     EXECUTE format('ALTER TABLE metering.%I ADD CONSTRAINT %I PRIMARY KEY (customer_id, meter, due_at, event_id)',
                    name, name || '_pkey');
     -- The rollup step finds the events committed since its last snapshot by their
-    -- transaction ids. Ids grow as the month's pages do: the ingest paths append every
-    -- event, late ones too, to the month's last pages (they do not fill the free space
-    -- VACUUM records, src/ingest/store.cpp), so a BRIN index's ranges hold the ids of
-    -- the events written there, and a step reads the ranges written since the last
-    -- one. It costs an insert next to nothing (a b-tree on txid cost 11 % of the bulk
-    -- path's instructions).
-    EXECUTE format('CREATE INDEX %I ON metering.%I USING brin (txid) WITH (pages_per_range = 16, '
-                   'autosummarize = on)', name || '_txid', name);
+    -- transaction ids. A b-tree: late events land in the free space of old pages, so
+    -- a BRIN index's ranges all came to hold a recent txid and every step read every
+    -- month. Ids grow, so its inserts go to the rightmost leaf; a batch's events share
+    -- one id, which deduplication stores once.
+    EXECUTE format('CREATE INDEX %I ON metering.%I (txid)', name || '_txid', name);
     EXECUTE format('COMMENT ON TABLE metering.%I IS %L', name,
                    format('Events due in %s (UTC): a partition of metering.events, made on demand.',
                           to_char(at AT TIME ZONE 'UTC', 'YYYY-MM')));
     EXECUTE format('ALTER TABLE metering.events ATTACH PARTITION metering.%I FOR VALUES FROM (%L) TO (%L)',
                    name, lower, upper);
-    -- The months before are done but for late events: summarize the last range of
-    -- their txid indexes, which VACUUM leaves out while it is partial and which every
-    -- step and every read of the tail would otherwise read. (An insert into a
-    -- summarized range widens its summary.)
-    PERFORM brin_summarize_range(i.indexrelid, pg_relation_size(p.partition) / current_setting('block_size')::int - 1)
-    FROM metering._event_partitions() p
-    JOIN pg_index i ON i.indrelid = p.partition
-    JOIN pg_class ic ON ic.oid = i.indexrelid
-    WHERE p.to_ts <= lower AND pg_relation_size(p.partition) > 0
-      AND ic.relam = (SELECT oid FROM pg_am WHERE amname = 'brin');
     RETURN format('metering.%I', name)::regclass;
 END
 $$;
@@ -1775,12 +1711,6 @@ BEGIN
            e.idempotency_key, e.properties, e.op, e.txid
     FROM metering.events_0_1 e ORDER BY e.due_at, e.event_id;
     PERFORM set_config('session_replication_role', replication_role, true);
-    -- every range of the txid indexes summarized, the last partial ones too
-    PERFORM brin_summarize_new_values(i.indexrelid)
-    FROM metering._event_partitions() p
-    JOIN pg_index i ON i.indrelid = p.partition
-    JOIN pg_class ic ON ic.oid = i.indexrelid
-    WHERE ic.relam = (SELECT oid FROM pg_am WHERE amname = 'brin');
     INSERT INTO metering.idempotency_keys (event_id, due_at, occurred_at, properties_hash, times_defaulted,
                                            customer_id, idempotency_key, meter, value, op)
     SELECT e.event_id, e.due_at, e.occurred_at, metering._properties_hash(e.properties),

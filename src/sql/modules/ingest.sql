@@ -162,29 +162,16 @@ BEGIN
     EXECUTE format('ALTER TABLE metering.%I ADD CONSTRAINT %I PRIMARY KEY (customer_id, meter, due_at, event_id)',
                    name, name || '_pkey');
     -- The rollup step finds the events committed since its last snapshot by their
-    -- transaction ids. Ids grow as the month's pages do: the ingest paths append every
-    -- event, late ones too, to the month's last pages (they do not fill the free space
-    -- VACUUM records, src/ingest/store.cpp), so a BRIN index's ranges hold the ids of
-    -- the events written there, and a step reads the ranges written since the last
-    -- one. It costs an insert next to nothing (a b-tree on txid cost 11 % of the bulk
-    -- path's instructions).
-    EXECUTE format('CREATE INDEX %I ON metering.%I USING brin (txid) WITH (pages_per_range = 16, '
-                   'autosummarize = on)', name || '_txid', name);
+    -- transaction ids. A b-tree: late events land in the free space of old pages, so
+    -- a BRIN index's ranges all came to hold a recent txid and every step read every
+    -- month. Ids grow, so its inserts go to the rightmost leaf; a batch's events share
+    -- one id, which deduplication stores once.
+    EXECUTE format('CREATE INDEX %I ON metering.%I (txid)', name || '_txid', name);
     EXECUTE format('COMMENT ON TABLE metering.%I IS %L', name,
                    format('Events due in %s (UTC): a partition of metering.events, made on demand.',
                           to_char(at AT TIME ZONE 'UTC', 'YYYY-MM')));
     EXECUTE format('ALTER TABLE metering.events ATTACH PARTITION metering.%I FOR VALUES FROM (%L) TO (%L)',
                    name, lower, upper);
-    -- The months before are done but for late events: summarize the last range of
-    -- their txid indexes, which VACUUM leaves out while it is partial and which every
-    -- step and every read of the tail would otherwise read. (An insert into a
-    -- summarized range widens its summary.)
-    PERFORM brin_summarize_range(i.indexrelid, pg_relation_size(p.partition) / current_setting('block_size')::int - 1)
-    FROM metering._event_partitions() p
-    JOIN pg_index i ON i.indrelid = p.partition
-    JOIN pg_class ic ON ic.oid = i.indexrelid
-    WHERE p.to_ts <= lower AND pg_relation_size(p.partition) > 0
-      AND ic.relam = (SELECT oid FROM pg_am WHERE amname = 'brin');
     RETURN format('metering.%I', name)::regclass;
 END
 $$;

@@ -244,55 +244,6 @@ $$;
 COMMENT ON FUNCTION metering._rollup_add(txid_snapshot, txid_snapshot) IS
     'Internal: rolls up the events of the batch between two snapshots and flags late groups.';
 
--- Summarizes the ranges of the months' txid indexes written since the last call, so
--- that the next step and the reads of the tail skip the ranges this step consumed: a
--- range without a summary is read whole by every scan, and autovacuum summarizes a
--- range only when it next visits the database (up to a minute: the rollup worker's
--- steps read all that was written in between again, docs/design.md). Ingest appends,
--- so the ranges to summarize are the last ones of each month: walk back from its last
--- range to the first one already summarized (one call for a month nothing was added
--- to). A month that VACUUM or another summarization holds is left to the next step,
--- and no error here fails the step. (brin_summarize_range keeps its lock for the call
--- only, not for the transaction: a close's step does this too.)
-CREATE FUNCTION metering._summarize_txid_ranges() RETURNS integer
-    LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
-    SET lock_timeout = '20ms'
-AS $$
-DECLARE
-    m record;
-    blk bigint;
-    made integer := 0;
-    n integer;
-BEGIN
-    FOR m IN
-        SELECT i.indexrelid::regclass AS index,
-               pg_relation_size(p.partition) / current_setting('block_size')::int AS blocks,
-               coalesce((SELECT o.option_value::int FROM pg_options_to_table(ic.reloptions) o
-                         WHERE o.option_name = 'pages_per_range'), 128) AS per_range
-        FROM metering._event_partitions() p
-        JOIN pg_index i ON i.indrelid = p.partition
-        JOIN pg_class ic ON ic.oid = i.indexrelid
-        WHERE ic.relam = (SELECT a.oid FROM pg_am a WHERE a.amname = 'brin')
-    LOOP
-        blk := m.blocks - 1;
-        BEGIN
-            WHILE blk >= 0 LOOP
-                n := brin_summarize_range(m.index, blk);
-                EXIT WHEN n = 0;
-                made := made + n;
-                blk := blk - blk % m.per_range - 1;  -- the last page of the range before
-            END LOOP;
-        EXCEPTION WHEN lock_not_available OR insufficient_privilege OR undefined_table THEN
-            NULL;  -- held by VACUUM; not the owner's (a restore by another role); dropped
-        END;
-    END LOOP;
-    RETURN made;
-END
-$$;
-COMMENT ON FUNCTION metering._summarize_txid_ranges() IS
-    'Internal: summarizes the ranges of the txid indexes written since the last call (the last ones of each month).';
-
 -- One rollup step: the events committed since the last step, exactly once. The row of
 -- rollup_state is the lock: steps (and closes, which run one first) take turns.
 CREATE FUNCTION metering._rollup_step() RETURNS bigint
@@ -320,7 +271,6 @@ BEGIN
     consumed := metering._rollup_add(prev, cur);
     UPDATE metering.rollup_state SET snapshot = cur, refreshed_at = clock_timestamp(),
                                      events_consumed = events_consumed + consumed;
-    PERFORM metering._summarize_txid_ranges();
     RETURN consumed;
 END
 $$;
