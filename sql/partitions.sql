@@ -33,7 +33,7 @@ SELECT metering.subscribe('p1', 'pro', '2025-01-01') AS sub \gset
 
 ------------------------------------------------------------------------------
 -- Partitions made on demand: one per month (UTC) of due_at, by every ingest path,
--- with the primary key and the BRIN index on txid; made at run time, so not the
+-- with the primary key (no index on txid: metering.event_writes); made at run time, so not the
 -- extension's (pg_dump dumps them with their rows).
 ------------------------------------------------------------------------------
 SELECT * FROM pg_temp.months;
@@ -215,6 +215,11 @@ INSERT INTO attempts VALUES
     ('regress_part_copy', $$ALTER TABLE metering.events DETACH PARTITION metering.events_2025_10$$),
     ('regress_part_copy', $$DROP TABLE metering.events_retired$$),
     ('regress_part_copy', $$TRUNCATE metering.events_2025_10$$),
+    -- the index that logs where a month was written serves the months only, and stays:
+    -- without it a step would not find the month's new events
+    ('regress_part_copy', $$CREATE INDEX ON regress_part_own.t USING metering_writes (txid)$$),
+    ('regress_part_copy', $$DROP INDEX metering.events_2025_10_writes$$),
+    ('regress_part_copy', $$DELETE FROM metering.event_writes$$),
     -- a reporter reads what it was granted, and changes nothing
     ('regress_part_reporter', $$SELECT count(*) > 0 FROM metering.idempotency_keys$$),
     ('regress_part_reporter', $$SELECT count(*) >= 0 FROM metering.events$$),

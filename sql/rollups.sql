@@ -127,27 +127,84 @@ SELECT metering.ingest('sturdy', 'ratio', 1, '2025-03-01') > 0 AS ingested;
 SELECT events_waiting, oldest_waiting_since IS NOT NULL AS since FROM metering.status;
 COMMIT;
 
--- A step reads the events it consumes, not the history: a late event lands in the free
--- space VACUUM left in an old month's pages, and the step finds it through the month's
--- txid index without reading the month's other events (a BRIN index on txid read them all).
+-- A step reads the events it consumes, not the history: a late event is appended to its
+-- old month's last page, even when VACUUM left free space before it (here: a rolled-back
+-- load), and the step reads that month from the first block the late event's transaction
+-- wrote (metering.event_writes) without reading the month's other pages.
 SELECT metering.create_customer('archive');
 SELECT metering.subscribe('archive', 'pro', '2024-01-01') AS archive_sub \gset
 SELECT count(metering.ingest('archive', 'calls', 1, '2024-02-01'::timestamptz + i * interval '1 minute'))
 FROM generate_series(1, 3000) i;
+BEGIN;
+SELECT count(metering.ingest('archive', 'calls', 1, '2024-02-10'::timestamptz + i * interval '1 second'))
+FROM generate_series(1, 1000) i;
+ROLLBACK;
+SELECT count(metering.ingest('archive', 'calls', 1, '2024-02-11'::timestamptz + i * interval '1 second'))
+FROM generate_series(1, 10) i;
 SELECT metering.refresh_usage() >= 0 AS stepped;
 VACUUM ANALYZE metering.events_2024_02;
+SELECT pg_relation_size('metering.events_2024_02') / current_setting('block_size')::int AS pages_before \gset
+-- the rolled-back load's pages, emptied by VACUUM, lie before the last one
+SELECT :pages_before - count(DISTINCT (ctid::text::point)[0]) > 5 AS empty_pages_before_the_last
+FROM metering.events_2024_02;
 SELECT metering.ingest('archive', 'calls', 1, '2024-02-20') > 0 AS late_event;
+SELECT (e.ctid::text::point)[0] >= :pages_before - 1 AS appended_to_the_last_page,
+       w.first_block = (e.ctid::text::point)[0] AS written_there
+FROM metering.events_2024_02 e, metering.event_writes w
+WHERE e.occurred_at = '2024-02-20' AND w.txid = e.txid;
+SELECT count(*) AS events_on_that_page FROM metering.events_2024_02
+WHERE (ctid::text::point)[0] = (SELECT max((ctid::text::point)[0]) FROM metering.events_2024_02) \gset
 -- (a new session: a backend's table counters include its earlier transactions' until
 -- they are flushed, at most once a second)
 \c
 BEGIN;
 SELECT metering.refresh_usage() <= 1 AS stepped;
--- (twice: the step counts its new events through the txid indexes, then reads them)
-SELECT seq_tup_read + idx_tup_fetch <= 2 AS read_only_the_late_event
+-- (twice: the step counts its new events, then reads them; each time the last page)
+SELECT seq_tup_read + idx_tup_fetch <= 2 * :events_on_that_page AS read_only_the_last_page,
+       :events_on_that_page < 100 AS one_page
 FROM pg_stat_xact_user_tables WHERE relid = 'metering.events_2024_02'::regclass;
 COMMIT;
 SELECT quantity FROM metering.invoice_lines WHERE subscription_id = :archive_sub AND period_start = '2024-02-01 00:00 UTC'
   AND meter = 'calls';
+
+-- The write log (metering.event_writes): each statement that stores events records its
+-- transaction and the first block it wrote in each month; the step and the reads start
+-- there. A partition rewritten since (CLUSTER, VACUUM FULL) moves events below that
+-- block: its new file makes the month read whole. (In one transaction: the rollup
+-- worker does not consume it before the end, and the tail includes it.)
+BEGIN;
+SELECT metering.ingest('archive', 'calls', 1, '2024-02-21') > 0 AS late_event;
+SELECT first_block >= :pages_before - 1 AS from_the_last_page FROM metering.event_writes WHERE txid = txid_current();
+SELECT events_waiting FROM metering.status;
+CLUSTER metering.events_2024_02 USING events_2024_02_pkey;
+SELECT (ctid::text::point)[0] < :pages_before - 1 AS moved_below FROM metering.events_2024_02
+WHERE occurred_at = '2024-02-21';
+SELECT events_waiting AS still_found FROM metering.status;
+SELECT sum(events) AS still_rolled_up FROM metering._rollup_groups(metering._rolled_up(), NULL);
+ROLLBACK;
+-- Every path that inserts into a month is logged by the month's metering_writes index,
+-- the row trigger path (COPY or INSERT into metering.events) too: the block the executor
+-- put the first row in, once per subtransaction and month. A savepoint rolled back takes
+-- its record along: the next row records again, and is found.
+BEGIN;
+INSERT INTO metering.events (customer_id, meter, value, occurred_at, due_at)
+VALUES ('archive', 'calls', 1, '2024-02-22', '2024-02-22'), ('archive', 'calls', 1, '2024-02-23', '2024-02-23');
+SELECT count(*) AS records,
+       min(first_block) = (SELECT min((ctid::text::point)[0]) FROM metering.events_2024_02 WHERE txid = txid_current())
+           AS from_its_block
+FROM metering.event_writes WHERE txid = txid_current();
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+INSERT INTO metering.events (customer_id, meter, value, occurred_at, due_at) VALUES ('archive', 'calls', 1, '2024-02-22', '2024-02-22');
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO metering.events (customer_id, meter, value, occurred_at, due_at) VALUES ('archive', 'calls', 1, '2024-02-23', '2024-02-23');
+SELECT count(*) AS records,
+       min(first_block) = (SELECT min((ctid::text::point)[0]) FROM metering.events_2024_02 WHERE txid = txid_current())
+           AS from_its_block
+FROM metering.event_writes WHERE txid = txid_current();
+SELECT events_waiting FROM metering.status;
+ROLLBACK;
 
 -- Many new events are read in one pass past the hashed subscriptions; the settings that
 -- say so last the step's call, not the caller's transaction. (The step counts the events
@@ -161,14 +218,14 @@ SELECT count(*) AS ingested FROM metering.ingest_batch((
 SELECT metering.refresh_usage() >= 0 AS stepped;
 SHOW enable_nestloop;
 SHOW enable_sort;
--- Every event there is (at least 10,000: read in one pass) groups as the events of
--- every customer named (read as a few customers' events are): no group differs.
+-- The tail (these 10,000: read in one pass) groups as the same events of every customer
+-- named (read as a few customers' events are, by the primary key): no group differs.
 CREATE TEMP VIEW every_group AS
 SELECT customer_id, meter, period_start, subscription_id, metering._state_quantity(state) AS quantity, events
-FROM metering._rollup_groups('1:1:', NULL);
+FROM metering._rollup_groups(metering._rolled_up(), NULL);
 CREATE TEMP VIEW every_customers_groups AS
 SELECT customer_id, meter, period_start, subscription_id, metering._state_quantity(state) AS quantity, events
-FROM metering._rollup_groups('1:1:', NULL, ARRAY(SELECT customer_id FROM metering.customers));
+FROM metering._rollup_groups(metering._rolled_up(), NULL, ARRAY(SELECT customer_id FROM metering.customers));
 SELECT count(*) AS groups, sum(events) AS events FROM every_group;
 (TABLE every_group EXCEPT ALL TABLE every_customers_groups)
 UNION ALL (TABLE every_customers_groups EXCEPT ALL TABLE every_group);

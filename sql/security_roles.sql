@@ -109,6 +109,13 @@ INSERT INTO attempts VALUES
     ('regress_finance', $$DELETE FROM metering.late_groups$$),
     ('regress_finance', $$UPDATE metering.rollup_state SET snapshot = '1:1:'$$),
     ('regress_app', $$SELECT metering.refresh_usage()$$),
+    -- the write log says where the steps read: deleting a row would hide events from billing
+    ('regress_finance', $$DELETE FROM metering.event_writes$$),
+    ('regress_app', $$INSERT INTO metering.event_writes VALUES (1, 'metering.events', 0, '-infinity', 'infinity', 0)$$),
+    ('regress_reporter', $$SELECT count(*) FROM metering.event_writes$$),
+    ('regress_reporter', $$SELECT count(*) FROM metering._unrolled_months$$),
+    ('regress_reporter', $$SELECT count(*) FROM metering._tail_months('1:1:', NULL)$$),
+    ('regress_public', $$SELECT count(*) FROM metering._unrolled_months$$),
     ('regress_finance', $$SELECT metering._internal_change(true)$$),
     ('superuser', $$UPDATE metering.invoices SET total = 0$$),
     ('superuser', $$DELETE FROM metering.invoice_items$$),

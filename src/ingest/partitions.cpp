@@ -194,6 +194,31 @@ Oid partition_for(Relation events, TimestampTz due_at)
     return index >= 0 ? desc->oids[index] : InvalidOid;
 }
 
+void partition_bounds(Relation events, Oid partition, TimestampTz* lower, TimestampTz* upper)
+{
+    PartitionDesc desc = RelationGetPartitionDesc(events, true);
+    PartitionBoundInfo bounds = desc->boundinfo;
+    TIMESTAMP_NOBEGIN(*lower);
+    TIMESTAMP_NOEND(*upper);
+    int part = -1;
+    for (int i = 0; i < desc->nparts; i++)
+        if (desc->oids[i] == partition)
+            part = i;
+    if (part < 0)
+        elog(ERROR, "metering: relation %u is not a partition of metering.events", partition);
+    // Range bounds are sorted; indexes[j + 1] is the partition from bound j to j + 1.
+    for (int j = 0; j < bounds->ndatums; j++) {
+        if (bounds->indexes[j + 1] != part)
+            continue;
+        if (bounds->kind[j][0] == PARTITION_RANGE_DATUM_VALUE)
+            *lower = DatumGetTimestampTz(bounds->datums[j][0]);
+        if (j + 1 < bounds->ndatums && bounds->kind[j + 1][0] == PARTITION_RANGE_DATUM_VALUE)
+            *upper = DatumGetTimestampTz(bounds->datums[j + 1][0]);
+        return;
+    }
+    elog(ERROR, "metering: partition %u of metering.events has no range", partition);
+}
+
 PartitionRole partition_role(const char* name)
 {
     if (name != nullptr && strcmp(name, kUndated) == 0)

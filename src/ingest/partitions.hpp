@@ -18,6 +18,10 @@ enum class PartitionRole { month, undated, retired };
 // when no partition does.
 Oid partition_for(Relation events, TimestampTz due_at);
 
+// The bounds [*lower, *upper) of a partition of metering.events (open as events);
+// -infinity and infinity stand for MINVALUE and MAXVALUE.
+void partition_bounds(Relation events, Oid partition, TimestampTz* lower, TimestampTz* upper);
+
 // What a partition of metering.events is for (by its name).
 PartitionRole partition_role(const char* name);
 PartitionRole partition_role(Oid partition);

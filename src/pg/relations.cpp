@@ -19,7 +19,8 @@ namespace {
 
 constexpr const char* kNames[static_cast<int>(Rel::kCount)] = {
     "customers", "customers_pkey", "meters", "meters_pkey", "events", "events_event_id_seq", "events_import",
-    "idempotency_keys", "idempotency_keys_pkey", "retained_values", "events_idempotency_key"};
+    "idempotency_keys", "idempotency_keys_pkey", "retained_values", "event_writes",
+    "events_idempotency_key"};
 
 Oid oids[static_cast<int>(Rel::kCount)];
 

@@ -16,7 +16,7 @@ namespace metering::pg {
 
 enum class Rel {
     customers, customers_pkey, meters, meters_pkey, events, events_event_id_seq, events_import,
-    idempotency_keys, idempotency_keys_pkey, retained_values,
+    idempotency_keys, idempotency_keys_pkey, retained_values, event_writes,
     events_idempotency_key,  // 0.1.0's dedup index (store_0_1.cpp)
     kCount
 };

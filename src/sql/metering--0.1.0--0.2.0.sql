@@ -372,7 +372,11 @@ BEGIN
     IF customers IS NULL THEN
         SELECT greatest(10000, c.reltuples / 3)::bigint INTO many
         FROM pg_catalog.pg_class c WHERE c.oid = 'metering.subscriptions'::regclass;
-        IF (SELECT count(*) FROM (SELECT FROM metering.events ev WHERE ev.txid >= txid_snapshot_xmin(prev)
+        IF (SELECT count(*) FROM (SELECT FROM metering._tail_months(prev, cur) t
+                                  CROSS JOIN LATERAL (
+                                      SELECT FROM metering.events e
+                                      WHERE e.due_at >= t.due_from AND e.due_at < t.due_to AND e.ctid >= t.first_tid
+                                        AND e.txid >= txid_snapshot_xmin(prev) OFFSET 0) e
                                   LIMIT many) x) = many THEN
             stream := true;
             PERFORM set_config('enable_nestloop', 'off', true);
@@ -401,7 +405,15 @@ BEGIN
                                               ELSE ev.properties ->> m.value_property END END,
                ev.occurred_at, ev.event_id, ev.op) FILTER (WHERE m.kind > 0),
            count(*)
-    FROM metering.events ev
+    FROM (-- the tail: each month from the first block its new transactions wrote
+          SELECT e.* FROM metering._tail_months(prev, cur) t
+          CROSS JOIN LATERAL (SELECT e.* FROM metering.events e
+                              WHERE e.due_at >= t.due_from AND e.due_at < t.due_to AND e.ctid >= t.first_tid
+                              OFFSET 0) e
+          WHERE customers IS NULL
+          UNION ALL
+          -- some customers' events (a rebuild): by the primary key
+          SELECT e.* FROM metering.events e WHERE customers IS NOT NULL AND e.customer_id = ANY (customers)) ev
     JOIN subs s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
          AND (s.ends_at IS NULL OR ev.due_at < s.ends_at)
     JOIN metering.meters m ON m.code = ev.meter
@@ -476,6 +488,11 @@ BEGIN
                        FROM (SELECT txid_snapshot_xip(cur) UNION SELECT own) xs(x)))::txid_snapshot;
     END IF;
     consumed := metering._rollup_add(prev, cur);
+    -- What cur sees is rolled up (or aborted): its writes need not be read again. The
+    -- steps before deleted what prev saw, so nothing is left below its xmin.
+    DELETE FROM metering.event_writes w
+    WHERE w.txid >= txid_snapshot_xmin(prev) AND w.txid < txid_snapshot_xmax(cur)
+      AND txid_visible_in_snapshot(w.txid, cur);
     UPDATE metering.rollup_state SET snapshot = cur, refreshed_at = clock_timestamp(),
                                      events_consumed = events_consumed + consumed;
     RETURN consumed;
@@ -835,7 +852,7 @@ BEGIN
     ),
     -- the events not rolled up yet (their own transaction's included): quantities are
     -- the rolled-up state merged with this tail. The step that began the run left only
-    -- what committed since, so the tail is read whole through the txid indexes; narrowed
+    -- what committed since, so the tail is read whole (metering._tail_months); narrowed
     -- to the run's customers, an array of 100,000 of them took seconds to plan.
     tail AS MATERIALIZED (
         SELECT t.* FROM metering._rollup_groups(metering._rolled_up(), NULL) t
@@ -1389,6 +1406,81 @@ SELECT pg_catalog.pg_extension_config_dump('metering.events', '');
 SELECT pg_catalog.pg_extension_config_dump('metering.events_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('metering.idempotency_keys', '');
 
+-- Where the events not rolled up yet are: every (sub)transaction that stores events writes
+-- one row per month it wrote to: its transaction id and the first heap block it wrote
+-- in that month's partition (an index of the access method metering_writes on each month
+-- logs it, whatever path inserts the rows). The rollup step and every read of the
+-- tail find the transactions their snapshot did not see here, and read each month from
+-- the lowest such block on (a TID range scan) instead of keeping an index on events.txid
+-- (11 % of the bulk path, docs/design.md "Rollups"). A row counts only while its
+-- partition keeps the file it was written in (filenode): VACUUM FULL or CLUSTER move
+-- rows, and the month is then read whole. The step deletes the rows it consumed. Not
+-- dumped: the restored rows are written anew, by the restoring transaction.
+CREATE TABLE metering.event_writes (
+    txid        bigint NOT NULL,
+    partition   regclass NOT NULL,
+    filenode    oid NOT NULL,
+    due_from    timestamptz NOT NULL,
+    due_to      timestamptz NOT NULL,
+    first_block bigint NOT NULL
+);
+-- The reads ask for the transactions after a snapshot's xmin: the recent rows only.
+CREATE INDEX event_writes_txid ON metering.event_writes (txid);
+COMMENT ON TABLE metering.event_writes IS
+    'Internal: per statement and month written, the inserting transaction and the first heap block it wrote '
+    '(the rollup step and the reads of the tail start there); deleted once rolled up.';
+-- The index of each month that writes the log: it stores nothing, and its insert callback
+-- is told the block of every row inserted into the month (src/ingest/writes.cpp).
+CREATE FUNCTION metering._writes_am_handler(internal) RETURNS index_am_handler
+    AS 'MODULE_PATHNAME', 'metering_writes_handler'
+    LANGUAGE C;
+COMMENT ON FUNCTION metering._writes_am_handler(internal) IS
+    'Internal: handler of the index access method metering_writes (the months of metering.events).';
+CREATE ACCESS METHOD metering_writes TYPE INDEX HANDLER metering._writes_am_handler;
+COMMENT ON ACCESS METHOD metering_writes IS
+    'Index access method of the months of metering.events: holds nothing, logs in metering.event_writes '
+    'the first block each (sub)transaction writes in the month.';
+CREATE OPERATOR CLASS metering._writes_ops DEFAULT FOR TYPE bigint USING metering_writes AS STORAGE bigint;
+COMMENT ON OPERATOR CLASS metering._writes_ops USING metering_writes IS
+    'Internal: the column a metering_writes index is declared on (events.txid); it reads none.';
+
+-- The months holding events whose transaction is visible in cur (NULL: to the caller)
+-- and not in prev, each with the first heap block to read from: the lowest block those
+-- transactions wrote there (metering.event_writes), or the first when the partition was
+-- rewritten since (VACUUM FULL, CLUSTER). The tail of a month is then read by a TID
+-- range scan from that block (docs/design.md, "Rollups"). The views read the same
+-- through metering._unrolled_months (with their owner's rights: their readers have
+-- none on the log).
+CREATE FUNCTION metering._tail_months(prev txid_snapshot, cur txid_snapshot)
+    RETURNS TABLE(due_from timestamptz, due_to timestamptz, first_tid tid)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    ROWS 2
+AS $$
+    SELECT w.due_from, w.due_to,
+           CASE WHEN bool_and(w.filenode = pg_relation_filenode(w.partition))
+                THEN format('(%s,0)', min(w.first_block))::tid ELSE '(0,0)'::tid END
+    FROM metering.event_writes w
+    WHERE w.txid >= txid_snapshot_xmin(prev) AND NOT txid_visible_in_snapshot(w.txid, prev)
+      AND (cur IS NULL OR txid_visible_in_snapshot(w.txid, cur))
+    GROUP BY w.partition, w.due_from, w.due_to
+$$;
+COMMENT ON FUNCTION metering._tail_months(txid_snapshot, txid_snapshot) IS
+    'Internal: the months holding events of transactions visible in cur (NULL: to the caller) and not in prev, '
+    'with the first block to read (metering.event_writes).';
+
+-- The months of the tail the reads merge with the rollups: _tail_months(_rolled_up(), NULL).
+CREATE VIEW metering._unrolled_months AS
+SELECT w.due_from, w.due_to,
+       CASE WHEN bool_and(w.filenode = pg_relation_filenode(w.partition))
+            THEN format('(%s,0)', min(w.first_block))::tid ELSE '(0,0)'::tid END AS first_tid
+FROM metering.event_writes w
+WHERE w.txid >= txid_snapshot_xmin(metering._rolled_up())
+  AND NOT txid_visible_in_snapshot(w.txid, metering._rolled_up())
+GROUP BY w.partition, w.due_from, w.due_to;
+COMMENT ON VIEW metering._unrolled_months IS
+    'Internal: the months holding events not rolled up yet, with the first block to read.';
+
 CREATE TRIGGER events_validate BEFORE INSERT ON metering.events
     FOR EACH ROW EXECUTE FUNCTION metering._event_before_insert();
 CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON metering.events
@@ -1433,17 +1525,15 @@ BEGIN
                    'INCLUDING COMPRESSION)', name);
     EXECUTE format('ALTER TABLE metering.%I ADD CONSTRAINT %I PRIMARY KEY (customer_id, meter, due_at, event_id)',
                    name, name || '_pkey');
-    -- The rollup step finds the events committed since its last snapshot by their
-    -- transaction ids. A b-tree: late events land in the free space of old pages, so
-    -- a BRIN index's ranges all came to hold a recent txid and every step read every
-    -- month. Ids grow, so its inserts go to the rightmost leaf; a batch's events share
-    -- one id, which deduplication stores once.
-    EXECUTE format('CREATE INDEX %I ON metering.%I (txid)', name || '_txid', name);
+    -- No index on txid: the rollup step finds new events by metering.event_writes, which
+    -- the month's metering_writes index (below) writes.
     EXECUTE format('COMMENT ON TABLE metering.%I IS %L', name,
                    format('Events due in %s (UTC): a partition of metering.events, made on demand.',
                           to_char(at AT TIME ZONE 'UTC', 'YYYY-MM')));
     EXECUTE format('ALTER TABLE metering.events ATTACH PARTITION metering.%I FOR VALUES FROM (%L) TO (%L)',
                    name, lower, upper);
+    -- Once a month of metering.events (the access method serves nothing else).
+    EXECUTE format('CREATE INDEX %I ON metering.%I USING metering_writes (txid)', name || '_writes', name);
     RETURN format('metering.%I', name)::regclass;
 END
 $$;
@@ -1677,10 +1767,13 @@ COMMENT ON FUNCTION metering.drop_events_before(timestamptz) IS
     'month, UTC) once every billing period that began before it is invoiced for good; returns how many months '
     'it dropped. Idempotency keys are kept for all time; events due before it are refused from then on.';
 
-REVOKE ALL ON TABLE metering.events, metering.events_undated, metering.idempotency_keys, metering.retained_values
+REVOKE ALL ON TABLE metering.events, metering.events_undated, metering.idempotency_keys, metering.retained_values,
+    metering.event_writes, metering._unrolled_months
     FROM PUBLIC;
 REVOKE ALL ON SEQUENCE metering.events_event_id_seq FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
+    metering._tail_months(txid_snapshot, txid_snapshot),
+    metering._writes_am_handler(internal),
     metering._create_event_partition(timestamptz),
     metering.create_event_partitions(timestamptz, timestamptz),
     metering._properties_hash(jsonb),
@@ -1797,7 +1890,10 @@ LEFT JOIN (
                    CASE WHEN m.kind = 5 THEN CASE WHEN m.value_property IS NULL THEN ev.value::text
                                                   ELSE ev.properties ->> m.value_property END END,
                    ev.occurred_at, ev.event_id, ev.op)
-        FROM metering.events ev
+        FROM metering._unrolled_months t
+        CROSS JOIN LATERAL (SELECT e.* FROM metering.events e
+                            WHERE e.due_at >= t.due_from AND e.due_at < t.due_to AND e.ctid >= t.first_tid
+                            OFFSET 0) ev
         JOIN metering.subscriptions s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
              AND (s.ends_at IS NULL OR ev.due_at < s.ends_at)
         JOIN metering.customers c ON c.customer_id = s.customer_id
@@ -1820,7 +1916,10 @@ SELECT w.events_waiting, w.oldest_waiting_since, r.refreshed_at AS last_rollup_a
        coalesce('on for ' || nullif(current_setting('metering.rollup_databases', true), ''), 'off') AS rollup_worker
 FROM metering.rollup_state r,
      LATERAL (SELECT count(*) AS events_waiting, min(ev.ingested_at) AS oldest_waiting_since
-              FROM metering.events ev
+              FROM metering._unrolled_months t
+              CROSS JOIN LATERAL (SELECT e.* FROM metering.events e
+                                  WHERE e.due_at >= t.due_from AND e.due_at < t.due_to
+                                    AND e.ctid >= t.first_tid OFFSET 0) ev
               WHERE ev.txid >= txid_snapshot_xmin(metering._rolled_up())
                 AND NOT txid_visible_in_snapshot(ev.txid, metering._rolled_up())) w;
 DROP TABLE metering.events_0_1;

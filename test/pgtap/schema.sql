@@ -149,7 +149,7 @@ SELECT set_eq($$SELECT relname::text FROM pg_class
                   AND NOT (relispartition AND relname ~ '^events_[0-9]')$$,
     ARRAY['customers', 'meters', 'plans', 'events', 'charges', 'subscriptions', 'invoices',
           'invoice_items', 'billed_lines', 'late_groups', 'billing_failures', 'usage_rollups',
-          'rollup_state', 'events_import', 'events_undated', 'idempotency_keys', 'retained_values'],
+          'rollup_state', 'events_import', 'events_undated', 'idempotency_keys', 'retained_values', 'event_writes'],
     'schema metering holds exactly its tables (and the months of events)');
 SELECT is((SELECT a.amname::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam
            WHERE c.oid = 'metering.events_import'::regclass),

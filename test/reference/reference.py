@@ -150,6 +150,8 @@ WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'metering') AND
   AND coalesce((SELECT pronamespace FROM pg_proc WHERE d.classid = 'pg_proc'::regclass AND oid = d.objid),
                (SELECT relnamespace FROM pg_class WHERE d.classid = 'pg_class'::regclass AND oid = d.objid),
                (SELECT typnamespace FROM pg_type WHERE d.classid = 'pg_type'::regclass AND oid = d.objid),
+               (SELECT opcnamespace FROM pg_opclass WHERE d.classid = 'pg_opclass'::regclass AND oid = d.objid),
+               (SELECT opfnamespace FROM pg_opfamily WHERE d.classid = 'pg_opfamily'::regclass AND oid = d.objid),
                0) <> 'metering'::regnamespace;
 """
 

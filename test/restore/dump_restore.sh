@@ -22,7 +22,7 @@ snapshot() {
     psql_do -d "$1" -f "$ROOT/test/upgrade/data.sql" -o "$2"
     psql_do -d "$1" -At >> "$2" <<'SQL'
 -- (but what is derived from the events and rebuilt after a restore: the rollups, the
--- step's position, the late flags, and each event's inserting transaction; the months
+-- step's position, the late flags, the write log, and each event's inserting transaction; the months
 -- of events, made at run time, are dumped as tables of their own and compared too)
 SELECT format('SELECT %L, %s FROM %s t ORDER BY 2', c.oid::regclass,
               (SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
@@ -30,7 +30,7 @@ SELECT format('SELECT %L, %s FROM %s t ORDER BY 2', c.oid::regclass,
                  AND NOT (a.attname = 'txid' AND (c.relname = 'events' OR c.relname ~ '^events_[0-9]'))),
               c.oid::regclass)
 FROM pg_class c WHERE c.relnamespace = 'metering'::regnamespace AND c.relkind IN ('r', 'p')
-  AND c.relname NOT IN ('usage_rollups', 'rollup_state', 'late_groups')
+  AND c.relname NOT IN ('usage_rollups', 'rollup_state', 'late_groups', 'event_writes')
 ORDER BY 1 \gexec
 SELECT format('SELECT %L, last_value, is_called FROM %s', c.oid::regclass, c.oid::regclass)
 FROM pg_class c WHERE c.relnamespace = 'metering'::regnamespace AND c.relkind = 'S' ORDER BY 1 \gexec

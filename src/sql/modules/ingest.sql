@@ -24,7 +24,7 @@ CREATE TABLE metering.events (
 ) PARTITION BY RANGE (due_at);
 -- One partition per calendar month (UTC), metering.events_YYYY_MM, created on demand
 -- by metering._create_event_partition with the primary key (customer_id, meter,
--- due_at, event_id) and the index on txid. The parent has no index of its own:
+-- due_at, event_id). The parent has no index of its own:
 -- pg_dump dumps the partitions (created at run time, not members of the extension)
 -- with their indexes, which a partitioned index would already have made on restore.
 COMMENT ON TABLE metering.events IS
@@ -77,6 +77,44 @@ SELECT pg_catalog.pg_extension_config_dump('metering.events', '');
 SELECT pg_catalog.pg_extension_config_dump('metering.events_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('metering.idempotency_keys', '');
 
+-- Where the events not rolled up yet are: every (sub)transaction that stores events writes
+-- one row per month it wrote to: its transaction id and the first heap block it wrote
+-- in that month's partition (an index of the access method metering_writes on each month
+-- logs it, whatever path inserts the rows). The rollup step and every read of the
+-- tail find the transactions their snapshot did not see here, and read each month from
+-- the lowest such block on (a TID range scan) instead of keeping an index on events.txid
+-- (11 % of the bulk path, docs/design.md "Rollups"). A row counts only while its
+-- partition keeps the file it was written in (filenode): VACUUM FULL or CLUSTER move
+-- rows, and the month is then read whole. The step deletes the rows it consumed. Not
+-- dumped: the restored rows are written anew, by the restoring transaction.
+CREATE TABLE metering.event_writes (
+    txid        bigint NOT NULL,
+    partition   regclass NOT NULL,
+    filenode    oid NOT NULL,
+    due_from    timestamptz NOT NULL,
+    due_to      timestamptz NOT NULL,
+    first_block bigint NOT NULL
+);
+-- The reads ask for the transactions after a snapshot's xmin: the recent rows only.
+CREATE INDEX event_writes_txid ON metering.event_writes (txid);
+COMMENT ON TABLE metering.event_writes IS
+    'Internal: per statement and month written, the inserting transaction and the first heap block it wrote '
+    '(the rollup step and the reads of the tail start there); deleted once rolled up.';
+-- The index of each month that writes the log: it stores nothing, and its insert callback
+-- is told the block of every row inserted into the month (src/ingest/writes.cpp).
+CREATE FUNCTION metering._writes_am_handler(internal) RETURNS index_am_handler
+    AS 'MODULE_PATHNAME', 'metering_writes_handler'
+    LANGUAGE C;
+COMMENT ON FUNCTION metering._writes_am_handler(internal) IS
+    'Internal: handler of the index access method metering_writes (the months of metering.events).';
+CREATE ACCESS METHOD metering_writes TYPE INDEX HANDLER metering._writes_am_handler;
+COMMENT ON ACCESS METHOD metering_writes IS
+    'Index access method of the months of metering.events: holds nothing, logs in metering.event_writes '
+    'the first block each (sub)transaction writes in the month.';
+CREATE OPERATOR CLASS metering._writes_ops DEFAULT FOR TYPE bigint USING metering_writes AS STORAGE bigint;
+COMMENT ON OPERATOR CLASS metering._writes_ops USING metering_writes IS
+    'Internal: the column a metering_writes index is declared on (events.txid); it reads none.';
+
 ------------------------------------------------------------------------------
 -- Ingest
 ------------------------------------------------------------------------------
@@ -120,7 +158,7 @@ CREATE TRIGGER events_validate BEFORE INSERT ON metering.events
 
 -- The partition of the month (UTC) holding at, unless metering.events has one:
 -- metering.events_YYYY_MM with the primary key (customer_id, meter, due_at,
--- event_id) and the index on txid. It is made apart and then attached, which
+-- event_id). It is made apart and then attached, which
 -- takes SHARE UPDATE EXCLUSIVE on metering.events (ingest and reads go on; CREATE
 -- TABLE ... PARTITION OF would take ACCESS EXCLUSIVE). The ingest paths run it in a
 -- background worker's transaction of its own (src/ingest/partitions.cpp).
@@ -161,17 +199,15 @@ BEGIN
                    'INCLUDING COMPRESSION)', name);
     EXECUTE format('ALTER TABLE metering.%I ADD CONSTRAINT %I PRIMARY KEY (customer_id, meter, due_at, event_id)',
                    name, name || '_pkey');
-    -- The rollup step finds the events committed since its last snapshot by their
-    -- transaction ids. A b-tree: late events land in the free space of old pages, so
-    -- a BRIN index's ranges all came to hold a recent txid and every step read every
-    -- month. Ids grow, so its inserts go to the rightmost leaf; a batch's events share
-    -- one id, which deduplication stores once.
-    EXECUTE format('CREATE INDEX %I ON metering.%I (txid)', name || '_txid', name);
+    -- No index on txid: the rollup step finds new events by metering.event_writes, which
+    -- the month's metering_writes index (below) writes.
     EXECUTE format('COMMENT ON TABLE metering.%I IS %L', name,
                    format('Events due in %s (UTC): a partition of metering.events, made on demand.',
                           to_char(at AT TIME ZONE 'UTC', 'YYYY-MM')));
     EXECUTE format('ALTER TABLE metering.events ATTACH PARTITION metering.%I FOR VALUES FROM (%L) TO (%L)',
                    name, lower, upper);
+    -- Once a month of metering.events (the access method serves nothing else).
+    EXECUTE format('CREATE INDEX %I ON metering.%I USING metering_writes (txid)', name || '_writes', name);
     RETURN format('metering.%I', name)::regclass;
 END
 $$;

@@ -231,7 +231,7 @@ BEGIN
     ),
     -- the events not rolled up yet (their own transaction's included): quantities are
     -- the rolled-up state merged with this tail. The step that began the run left only
-    -- what committed since, so the tail is read whole through the txid indexes; narrowed
+    -- what committed since, so the tail is read whole (metering._tail_months); narrowed
     -- to the run's customers, an array of 100,000 of them took seconds to plan.
     tail AS MATERIALIZED (
         SELECT t.* FROM metering._rollup_groups(metering._rolled_up(), NULL) t
@@ -817,7 +817,10 @@ SELECT w.events_waiting, w.oldest_waiting_since, r.refreshed_at AS last_rollup_a
        coalesce('on for ' || nullif(current_setting('metering.rollup_databases', true), ''), 'off') AS rollup_worker
 FROM metering.rollup_state r,
      LATERAL (SELECT count(*) AS events_waiting, min(ev.ingested_at) AS oldest_waiting_since
-              FROM metering.events ev
+              FROM metering._unrolled_months t
+              CROSS JOIN LATERAL (SELECT e.* FROM metering.events e
+                                  WHERE e.due_at >= t.due_from AND e.due_at < t.due_to
+                                    AND e.ctid >= t.first_tid OFFSET 0) ev
               WHERE ev.txid >= txid_snapshot_xmin(metering._rolled_up())
                 AND NOT txid_visible_in_snapshot(ev.txid, metering._rolled_up())) w;
 COMMENT ON VIEW metering.status IS

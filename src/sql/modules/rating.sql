@@ -395,8 +395,9 @@ COMMENT ON VIEW metering._usage_lines IS
 -- The quantity of every usage line (docs/rating.md, "How the usage lines are computed"):
 -- the line's rolled-up state (metering.usage_rollups) merged with the state of its
 -- events not rolled up yet, the tail: the events whose transaction the last rollup step
--- did not see, found through the index on events.txid and grouped by period as the
--- rollup step groups them (so reading them costs the tail, whatever the history). A
+-- did not see, read from the first block they wrote in each month (metering._tail_months)
+-- and grouped by period as the rollup step groups them (so reading them costs the tail,
+-- whatever the history). A
 -- filter on the view's customer reaches both branches. Custom and time_weighted lines
 -- are read from the events.
 CREATE FUNCTION metering._rolled_up() RETURNS txid_snapshot
@@ -405,6 +406,18 @@ CREATE FUNCTION metering._rolled_up() RETURNS txid_snapshot
 AS $$ SELECT r.snapshot FROM metering.rollup_state r $$;
 COMMENT ON FUNCTION metering._rolled_up() IS
     'Internal: the snapshot of the last rollup step (an event is rolled up iff its transaction is visible in it).';
+
+-- The months of the tail the reads merge with the rollups: _tail_months(_rolled_up(), NULL).
+CREATE VIEW metering._unrolled_months AS
+SELECT w.due_from, w.due_to,
+       CASE WHEN bool_and(w.filenode = pg_relation_filenode(w.partition))
+            THEN format('(%s,0)', min(w.first_block))::tid ELSE '(0,0)'::tid END AS first_tid
+FROM metering.event_writes w
+WHERE w.txid >= txid_snapshot_xmin(metering._rolled_up())
+  AND NOT txid_visible_in_snapshot(w.txid, metering._rolled_up())
+GROUP BY w.partition, w.due_from, w.due_to;
+COMMENT ON VIEW metering._unrolled_months IS
+    'Internal: the months holding events not rolled up yet, with the first block to read.';
 
 -- What the live lines of a period and charge billed (metering.billed_lines, made by
 -- the invoicing module): a period before the retention horizon is read from it. It
@@ -449,7 +462,10 @@ LEFT JOIN (
                    CASE WHEN m.kind = 5 THEN CASE WHEN m.value_property IS NULL THEN ev.value::text
                                                   ELSE ev.properties ->> m.value_property END END,
                    ev.occurred_at, ev.event_id, ev.op)
-        FROM metering.events ev
+        FROM metering._unrolled_months t
+        CROSS JOIN LATERAL (SELECT e.* FROM metering.events e
+                            WHERE e.due_at >= t.due_from AND e.due_at < t.due_to AND e.ctid >= t.first_tid
+                            OFFSET 0) ev
         JOIN metering.subscriptions s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
              AND (s.ends_at IS NULL OR ev.due_at < s.ends_at)
         JOIN metering.customers c ON c.customer_id = s.customer_id

@@ -129,6 +129,31 @@ COMMENT ON FUNCTION metering._rollup_subscriptions() IS
     'Internal: every subscription with what its periods are made of, for a rollup step over many events '
     '(ROWS 1 on purpose: the planner hashes them).';
 
+-- The months holding events whose transaction is visible in cur (NULL: to the caller)
+-- and not in prev, each with the first heap block to read from: the lowest block those
+-- transactions wrote there (metering.event_writes), or the first when the partition was
+-- rewritten since (VACUUM FULL, CLUSTER). The tail of a month is then read by a TID
+-- range scan from that block (docs/design.md, "Rollups"). The views read the same
+-- through metering._unrolled_months (with their owner's rights: their readers have
+-- none on the log).
+CREATE FUNCTION metering._tail_months(prev txid_snapshot, cur txid_snapshot)
+    RETURNS TABLE(due_from timestamptz, due_to timestamptz, first_tid tid)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    ROWS 2
+AS $$
+    SELECT w.due_from, w.due_to,
+           CASE WHEN bool_and(w.filenode = pg_relation_filenode(w.partition))
+                THEN format('(%s,0)', min(w.first_block))::tid ELSE '(0,0)'::tid END
+    FROM metering.event_writes w
+    WHERE w.txid >= txid_snapshot_xmin(prev) AND NOT txid_visible_in_snapshot(w.txid, prev)
+      AND (cur IS NULL OR txid_visible_in_snapshot(w.txid, cur))
+    GROUP BY w.partition, w.due_from, w.due_to
+$$;
+COMMENT ON FUNCTION metering._tail_months(txid_snapshot, txid_snapshot) IS
+    'Internal: the months holding events of transactions visible in cur (NULL: to the caller) and not in prev, '
+    'with the first block to read (metering.event_writes).';
+
 -- The events whose transaction is visible in cur and not in prev, grouped per line:
 -- per customer, meter and the subscription's billing period containing the event's
 -- due_at, with the partial state of the meter's kind (custom and time_weighted: none).
@@ -136,7 +161,7 @@ COMMENT ON FUNCTION metering._rollup_subscriptions() IS
 -- (prev = the last step's snapshot, cur NULL) is the tail not rolled up yet.
 -- customers and from_ts narrow it to some customers and to events due from an instant.
 -- Planned at every call with its arguments as constants: a generic plan cannot tell a
--- step (a few recent transactions: the txid indexes) from a rebuild (one customer's
+-- step (a few recent transactions: TID range scans) from a rebuild (one customer's
 -- events: the primary key), and the one Postgres settled on in the rollup worker's
 -- session read every customer's whole history by primary key at every step.
 -- Many new events (a burst of ingest, a close rolling up a month inline) are read in one
@@ -145,7 +170,7 @@ COMMENT ON FUNCTION metering._rollup_subscriptions() IS
 -- default selectivities, estimates the events at a few rows: it hashed them instead, and
 -- probed per event with nested loops, and sorted them on disk to group them (a step of
 -- 100,000 events took twice as long). From a third of the subscriptions' number of events
--- on (counted through the txid indexes, up to that number), the subscriptions come from
+-- on (counted in the tail, up to that number), the subscriptions come from
 -- _rollup_subscriptions, which it believes to be one row (so it hashes them), with nested
 -- loops and sorts off; the SET clauses end the settings with the call.
 CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
@@ -165,7 +190,11 @@ BEGIN
     IF customers IS NULL THEN
         SELECT greatest(10000, c.reltuples / 3)::bigint INTO many
         FROM pg_catalog.pg_class c WHERE c.oid = 'metering.subscriptions'::regclass;
-        IF (SELECT count(*) FROM (SELECT FROM metering.events ev WHERE ev.txid >= txid_snapshot_xmin(prev)
+        IF (SELECT count(*) FROM (SELECT FROM metering._tail_months(prev, cur) t
+                                  CROSS JOIN LATERAL (
+                                      SELECT FROM metering.events e
+                                      WHERE e.due_at >= t.due_from AND e.due_at < t.due_to AND e.ctid >= t.first_tid
+                                        AND e.txid >= txid_snapshot_xmin(prev) OFFSET 0) e
                                   LIMIT many) x) = many THEN
             stream := true;
             PERFORM set_config('enable_nestloop', 'off', true);
@@ -194,7 +223,15 @@ BEGIN
                                               ELSE ev.properties ->> m.value_property END END,
                ev.occurred_at, ev.event_id, ev.op) FILTER (WHERE m.kind > 0),
            count(*)
-    FROM metering.events ev
+    FROM (-- the tail: each month from the first block its new transactions wrote
+          SELECT e.* FROM metering._tail_months(prev, cur) t
+          CROSS JOIN LATERAL (SELECT e.* FROM metering.events e
+                              WHERE e.due_at >= t.due_from AND e.due_at < t.due_to AND e.ctid >= t.first_tid
+                              OFFSET 0) e
+          WHERE customers IS NULL
+          UNION ALL
+          -- some customers' events (a rebuild): by the primary key
+          SELECT e.* FROM metering.events e WHERE customers IS NOT NULL AND e.customer_id = ANY (customers)) ev
     JOIN subs s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
          AND (s.ends_at IS NULL OR ev.due_at < s.ends_at)
     JOIN metering.meters m ON m.code = ev.meter
@@ -269,6 +306,11 @@ BEGIN
                        FROM (SELECT txid_snapshot_xip(cur) UNION SELECT own) xs(x)))::txid_snapshot;
     END IF;
     consumed := metering._rollup_add(prev, cur);
+    -- What cur sees is rolled up (or aborted): its writes need not be read again. The
+    -- steps before deleted what prev saw, so nothing is left below its xmin.
+    DELETE FROM metering.event_writes w
+    WHERE w.txid >= txid_snapshot_xmin(prev) AND w.txid < txid_snapshot_xmax(cur)
+      AND txid_visible_in_snapshot(w.txid, cur);
     UPDATE metering.rollup_state SET snapshot = cur, refreshed_at = clock_timestamp(),
                                      events_consumed = events_consumed + consumed;
     RETURN consumed;
