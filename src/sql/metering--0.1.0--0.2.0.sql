@@ -364,6 +364,7 @@ CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
     SET plan_cache_mode = force_custom_plan
     SET enable_nestloop = on
     SET enable_sort = on
+    SET jit = off
 AS $$
 DECLARE
     many bigint;

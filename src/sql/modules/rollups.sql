@@ -172,7 +172,10 @@ COMMENT ON FUNCTION metering._tail_months(txid_snapshot, txid_snapshot) IS
 -- 100,000 events took twice as long). From a third of the subscriptions' number of events
 -- on (counted in the tail, up to that number), the subscriptions come from
 -- _rollup_subscriptions, which it believes to be one row (so it hashes them), with nested
--- loops and sorts off; the SET clauses end the settings with the call.
+-- loops and sorts off; the SET clauses end the settings with the call. JIT is off: the
+-- nested loop over the months that the write log names (the only plan for a LATERAL)
+-- costs a disabled node's 1e10, which compiled and optimized the step's expressions at
+-- every step (a third of a step of 100,000 events, Figure 2r of session 10).
 CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
         customers text[] DEFAULT NULL, from_ts timestamptz DEFAULT NULL)
     RETURNS TABLE(customer_id text, meter text, period_start timestamptz, subscription_id bigint,
@@ -182,6 +185,7 @@ CREATE FUNCTION metering._rollup_groups(prev txid_snapshot, cur txid_snapshot,
     SET plan_cache_mode = force_custom_plan
     SET enable_nestloop = on
     SET enable_sort = on
+    SET jit = off
 AS $$
 DECLARE
     many bigint;
