@@ -377,6 +377,7 @@ BEGIN
                                   CROSS JOIN LATERAL (
                                       SELECT FROM metering.events e
                                       WHERE e.due_at >= t.due_from AND e.due_at < t.due_to AND e.ctid >= t.first_tid
+                                        AND e.ctid <= '(4294967295,65535)'
                                         AND e.txid >= txid_snapshot_xmin(prev) OFFSET 0) e
                                   LIMIT many) x) = many THEN
             stream := true;
@@ -410,6 +411,7 @@ BEGIN
           SELECT e.* FROM metering._tail_months(prev, cur) t
           CROSS JOIN LATERAL (SELECT e.* FROM metering.events e
                               WHERE e.due_at >= t.due_from AND e.due_at < t.due_to AND e.ctid >= t.first_tid
+                                AND e.ctid <= '(4294967295,65535)'
                               OFFSET 0) e
           WHERE customers IS NULL
           UNION ALL
@@ -1894,6 +1896,7 @@ LEFT JOIN (
         FROM metering._unrolled_months t
         CROSS JOIN LATERAL (SELECT e.* FROM metering.events e
                             WHERE e.due_at >= t.due_from AND e.due_at < t.due_to AND e.ctid >= t.first_tid
+                              AND e.ctid <= '(4294967295,65535)'
                             OFFSET 0) ev
         JOIN metering.subscriptions s ON s.customer_id = ev.customer_id AND s.starts_at <= ev.due_at
              AND (s.ends_at IS NULL OR ev.due_at < s.ends_at)
@@ -1920,7 +1923,7 @@ FROM metering.rollup_state r,
               FROM metering._unrolled_months t
               CROSS JOIN LATERAL (SELECT e.* FROM metering.events e
                                   WHERE e.due_at >= t.due_from AND e.due_at < t.due_to
-                                    AND e.ctid >= t.first_tid OFFSET 0) ev
+                                    AND e.ctid >= t.first_tid AND e.ctid <= '(4294967295,65535)' OFFSET 0) ev
               WHERE ev.txid >= txid_snapshot_xmin(metering._rolled_up())
                 AND NOT txid_visible_in_snapshot(ev.txid, metering._rolled_up())) w;
 DROP TABLE metering.events_0_1;

@@ -820,7 +820,7 @@ FROM metering.rollup_state r,
               FROM metering._unrolled_months t
               CROSS JOIN LATERAL (SELECT e.* FROM metering.events e
                                   WHERE e.due_at >= t.due_from AND e.due_at < t.due_to
-                                    AND e.ctid >= t.first_tid OFFSET 0) ev
+                                    AND e.ctid >= t.first_tid AND e.ctid <= '(4294967295,65535)' OFFSET 0) ev
               WHERE ev.txid >= txid_snapshot_xmin(metering._rolled_up())
                 AND NOT txid_visible_in_snapshot(ev.txid, metering._rolled_up())) w;
 COMMENT ON VIEW metering.status IS
