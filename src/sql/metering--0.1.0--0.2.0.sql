@@ -1474,13 +1474,16 @@ COMMENT ON FUNCTION metering._tail_months(txid_snapshot, txid_snapshot) IS
 
 -- The months of the tail the reads merge with the rollups: _tail_months(_rolled_up(), NULL).
 CREATE VIEW metering._unrolled_months AS
-SELECT w.due_from, w.due_to,
-       CASE WHEN bool_and(w.filenode = pg_relation_filenode(w.partition))
-            THEN format('(%s,0)', min(w.first_block))::tid ELSE '(0,0)'::tid END AS first_tid
-FROM metering.event_writes w
-WHERE w.txid >= txid_snapshot_xmin(metering._rolled_up())
-  AND NOT txid_visible_in_snapshot(w.txid, metering._rolled_up())
-GROUP BY w.partition, w.due_from, w.due_to;
+SELECT t.due_from, t.due_to, t.first_tid
+FROM (SELECT array_agg(g.due_from) AS froms, array_agg(g.due_to) AS tos, array_agg(g.first_tid) AS tids
+      FROM (SELECT w.due_from, w.due_to,
+                   CASE WHEN bool_and(w.filenode = pg_relation_filenode(w.partition))
+                        THEN format('(%s,0)', min(w.first_block))::tid ELSE '(0,0)'::tid END AS first_tid
+            FROM metering.event_writes w
+            WHERE w.txid >= txid_snapshot_xmin(metering._rolled_up())
+              AND NOT txid_visible_in_snapshot(w.txid, metering._rolled_up())
+            GROUP BY w.partition, w.due_from, w.due_to) g) a
+CROSS JOIN LATERAL unnest(a.froms, a.tos, a.tids) AS t(due_from, due_to, first_tid);
 COMMENT ON VIEW metering._unrolled_months IS
     'Internal: the months holding events not rolled up yet, with the first block to read.';
 
