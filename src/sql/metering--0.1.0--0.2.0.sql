@@ -369,6 +369,10 @@ AS $$
 DECLARE
     many bigint;
     stream boolean := false;
+    whole_from timestamptz;  -- [whole_from, whole_to): months read whole, by a scan
+    whole_to timestamptz;
+    whole_months bigint;
+    tail_months bigint;
 BEGIN
     IF customers IS NULL THEN
         SELECT greatest(10000, c.reltuples / 3)::bigint INTO many
@@ -383,6 +387,21 @@ BEGIN
             stream := true;
             PERFORM set_config('enable_nestloop', 'off', true);
             PERFORM set_config('enable_sort', 'off', true);
+            -- The months mostly new (a month's load rolled up by its close), if they
+            -- follow each other, are read whole: a TID range scan cannot run in
+            -- parallel, a scan of the month can (and reads at most twice the tail).
+            -- When every month of the tail is read whole, the plan is that scan alone
+            -- (the branch of TID ranges is dropped when planned), so that the joins and
+            -- the grouping run in parallel workers as well.
+            SELECT min(t.due_from) FILTER (WHERE t.whole), max(t.due_to) FILTER (WHERE t.whole),
+                   count(*) FILTER (WHERE t.whole), count(*)
+            INTO whole_from, whole_to, whole_months, tail_months
+            FROM metering._tail_months(prev, cur) t;
+            IF whole_months = 0 OR ((whole_from AT TIME ZONE 'UTC') + whole_months * interval '1 month')
+                                   AT TIME ZONE 'UTC' <> whole_to THEN
+                whole_from := NULL;
+                whole_to := NULL;
+            END IF;
         END IF;
     END IF;
     RETURN QUERY
@@ -413,7 +432,12 @@ BEGIN
                               WHERE e.due_at >= t.due_from AND e.due_at < t.due_to AND e.ctid >= t.first_tid
                                 AND e.ctid <= '(4294967295,65535)'
                               OFFSET 0) e
-          WHERE customers IS NULL
+          WHERE customers IS NULL AND (whole_from IS NULL OR t.due_from < whole_from OR t.due_from >= whole_to)
+            AND NOT (whole_from IS NOT NULL AND whole_months = tail_months)  -- (then a scan alone, in parallel)
+          UNION ALL
+          -- the months read whole (known when planned: the others are pruned)
+          SELECT e.* FROM metering.events e
+          WHERE customers IS NULL AND e.due_at >= whole_from AND e.due_at < whole_to
           UNION ALL
           -- some customers' events (a rebuild): by the primary key
           SELECT e.* FROM metering.events e WHERE customers IS NOT NULL AND e.customer_id = ANY (customers)) ev
@@ -1455,18 +1479,20 @@ COMMENT ON OPERATOR CLASS metering._writes_ops USING metering_writes IS
 -- through metering._unrolled_months (with their owner's rights: their readers have
 -- none on the log).
 CREATE FUNCTION metering._tail_months(prev txid_snapshot, cur txid_snapshot)
-    RETURNS TABLE(due_from timestamptz, due_to timestamptz, first_tid tid)
+    RETURNS TABLE(due_from timestamptz, due_to timestamptz, first_tid tid, whole boolean)
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     ROWS 2
 AS $$
-    SELECT w.due_from, w.due_to,
-           CASE WHEN bool_and(w.filenode = pg_relation_filenode(w.partition))
-                THEN format('(%s,0)', min(w.first_block))::tid ELSE '(0,0)'::tid END
-    FROM metering.event_writes w
-    WHERE w.txid >= txid_snapshot_xmin(prev) AND NOT txid_visible_in_snapshot(w.txid, prev)
-      AND (cur IS NULL OR txid_visible_in_snapshot(w.txid, cur))
-    GROUP BY w.partition, w.due_from, w.due_to
+    SELECT m.due_from, m.due_to, format('(%s,0)', m.first_block)::tid,
+           m.first_block * 2 <= pg_relation_size(m.partition) / current_setting('block_size')::bigint
+    FROM (SELECT w.partition, w.due_from, w.due_to,
+                 CASE WHEN bool_and(w.filenode = pg_relation_filenode(w.partition)) THEN min(w.first_block) ELSE 0 END
+                     AS first_block
+          FROM metering.event_writes w
+          WHERE w.txid >= txid_snapshot_xmin(prev) AND NOT txid_visible_in_snapshot(w.txid, prev)
+            AND (cur IS NULL OR txid_visible_in_snapshot(w.txid, cur))
+          GROUP BY w.partition, w.due_from, w.due_to) m
 $$;
 COMMENT ON FUNCTION metering._tail_months(txid_snapshot, txid_snapshot) IS
     'Internal: the months holding events of transactions visible in cur (NULL: to the caller) and not in prev, '
